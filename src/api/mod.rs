@@ -1,0 +1,1 @@
+//! HTTP API: health, readiness, metrics.

@@ -1,0 +1,689 @@
+//! Settings: `config/envmon.toml` layered with `ENVMON__<SECTION>__<KEY>` environment variables.
+//!
+//! Owns: the serde structs, defaults and validation. Everything is checked here, before any task
+//! starts, and every error names the offending key path. Knows no runtime types.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{hj212::Hj212Options, json::VendorMapping, Format};
+
+/// A configuration error, naming the key path and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
+/// The whole settings file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub mqtt: MqttSettings,
+    pub influxdb: InfluxSettings,
+    pub stations: StationsSettings,
+    #[serde(default)]
+    pub targets: TargetsSettings,
+    #[serde(default)]
+    pub deadletter: DeadletterSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+    #[serde(default)]
+    pub hj212: Hj212Options,
+    /// Named mappings for other vendors' flat JSON (`[vendor.<name>]`).
+    #[serde(default, skip_serializing)]
+    pub vendor: std::collections::BTreeMap<String, VendorMapping>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Stable client id: the broker keeps the persistent session under it.
+    pub client_id: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM CA bundle for TLS; the platform's roots when unset.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    /// How many unacknowledged QoS 1 messages the broker sends before it waits for PUBACKs
+    /// (mosquitto `max_inflight_messages`, default 20; MQTT 5 Receive Maximum). envmon flushes a
+    /// batch when this many messages wait for their ack, so throughput does not collapse to
+    /// window / batch age. Set it to the broker's value.
+    #[serde(default = "default_inflight_window")]
+    pub inflight_window: usize,
+    /// When set, subscribe as `$share/<group>/<topic>` so several envmon instances split the load.
+    #[serde(default)]
+    pub shared_group: Option<String>,
+    #[serde(default = "default_backoff_min")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub reconnect_max_ms: u64,
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// MQTT topic filter, e.g. `env/json/+`.
+    pub topic: String,
+    pub format: Format,
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// For `format = "json"`: the name of a `[vendor.<name>]` mapping to use instead of envmon JSON.
+    #[serde(default)]
+    pub vendor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSettings {
+    pub url: String,
+    pub api: InfluxApi,
+    /// v1: database name.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// v1: retention policy (server default when unset).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
+    /// v1: basic-auth user.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// v2: organisation.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// v2: bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// v2: API token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Lines per write request (flushed earlier by age or by the MQTT inflight window).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_batch_age")]
+    pub batch_age_ms: u64,
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+    /// Cap of the retry backoff for 5xx, time-outs and connection errors.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationsSettings {
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsSettings {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl Default for TargetsSettings {
+    fn default() -> Self {
+        TargetsSettings { file: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadletterSettings {
+    #[serde(default = "default_dl_dir")]
+    pub dir: PathBuf,
+    /// A file is rotated when it reaches this size.
+    #[serde(default = "default_dl_file")]
+    pub max_file_bytes: u64,
+    /// Oldest files are removed when all files together exceed this.
+    #[serde(default = "default_dl_total")]
+    pub max_total_bytes: u64,
+}
+
+impl Default for DeadletterSettings {
+    fn default() -> Self {
+        DeadletterSettings {
+            dir: default_dl_dir(),
+            max_file_bytes: default_dl_file(),
+            max_total_bytes: default_dl_total(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter, e.g. `info` or `envmon=debug,rumqttc=warn`; `RUST_LOG` wins when set.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+/// Channel capacities between stages (each is bounded; a full channel blocks the stage before
+/// it, which in the end withholds MQTT acks, so the broker slows down instead of data being lost).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    #[serde(default = "default_channel")]
+    pub channel_capacity: usize,
+    /// How long shutdown may take to flush before it gives up (unflushed messages stay unacked
+    /// and the broker redelivers them).
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            channel_capacity: default_channel(),
+            shutdown_timeout_s: default_shutdown(),
+        }
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_inflight_window() -> usize {
+    20
+}
+fn default_backoff_min() -> u64 {
+    250
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+fn default_qos() -> u8 {
+    1
+}
+fn default_batch_size() -> usize {
+    5000
+}
+fn default_batch_age() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_retry_max() -> u64 {
+    30_000
+}
+fn default_dl_dir() -> PathBuf {
+    PathBuf::from("deadletter")
+}
+fn default_dl_file() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_dl_total() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_channel() -> usize {
+    1024
+}
+fn default_shutdown() -> u64 {
+    15
+}
+
+impl Settings {
+    /// Load `path` and overlay `ENVMON__<SECTION>__<KEY>` variables from the process environment.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml_with_env(&text, env)
+    }
+
+    /// Parse settings text (TOML) with an environment overlay.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let env_map: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ENVMON__"))
+            .collect();
+        let cfg = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("ENVMON")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env_map)),
+            )
+            .build()
+            .map_err(|e| invalid("", e.to_string()))?;
+        let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+            let key = e.path().to_string();
+            let reason = strip_key_suffix(&e.into_inner().to_string());
+            invalid(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                reason,
+            )
+        })?;
+        settings.resolve_secrets()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        fn from_file(
+            key: &str,
+            direct: &mut Option<Secret>,
+            file: &Option<PathBuf>,
+        ) -> Result<(), ConfigError> {
+            if let Some(f) = file {
+                if direct.as_ref().is_some_and(|s| !s.is_empty()) {
+                    return Err(invalid(
+                        format!("{key}_file"),
+                        format!("give either {key} or {key}_file, not both"),
+                    ));
+                }
+                let s = std::fs::read_to_string(f).map_err(|e| {
+                    invalid(
+                        format!("{key}_file"),
+                        format!("cannot read {}: {e}", f.display()),
+                    )
+                })?;
+                *direct = Some(Secret::new(s.trim_end_matches(['\r', '\n'])));
+            }
+            Ok(())
+        }
+        from_file(
+            "mqtt.password",
+            &mut self.mqtt.password,
+            &self.mqtt.password_file,
+        )?;
+        from_file(
+            "influxdb.token",
+            &mut self.influxdb.token,
+            &self.influxdb.token_file,
+        )?;
+        from_file(
+            "influxdb.password",
+            &mut self.influxdb.password,
+            &self.influxdb.password_file,
+        )?;
+        Ok(())
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let m = &self.mqtt;
+        if m.host.trim().is_empty() {
+            return Err(invalid("mqtt.host", "must not be empty"));
+        }
+        if m.client_id.trim().is_empty() {
+            return Err(invalid(
+                "mqtt.client_id",
+                "must not be empty: a stable id keeps the persistent session",
+            ));
+        }
+        if m.password.is_some() && m.username.is_none() {
+            return Err(invalid("mqtt.password", "given without mqtt.username"));
+        }
+        if m.inflight_window == 0 {
+            return Err(invalid("mqtt.inflight_window", "must be at least 1"));
+        }
+        if m.reconnect_min_ms == 0 || m.reconnect_min_ms > m.reconnect_max_ms {
+            return Err(invalid(
+                "mqtt.reconnect_min_ms",
+                "must be > 0 and <= mqtt.reconnect_max_ms",
+            ));
+        }
+        if let Some(g) = &m.shared_group {
+            if g.is_empty() || g.contains(['/', '+', '#']) {
+                return Err(invalid(
+                    "mqtt.shared_group",
+                    "must be a non-empty name without '/', '+' or '#'",
+                ));
+            }
+        }
+        if m.subscriptions.is_empty() {
+            return Err(invalid("mqtt.subscriptions", "at least one subscription"));
+        }
+        for (i, s) in m.subscriptions.iter().enumerate() {
+            let key = format!("mqtt.subscriptions[{i}]");
+            check_topic_filter(&s.topic).map_err(|r| invalid(format!("{key}.topic"), r))?;
+            if s.qos > 2 {
+                return Err(invalid(format!("{key}.qos"), "must be 0, 1 or 2"));
+            }
+            if let Some(v) = &s.vendor {
+                if s.format != Format::Json {
+                    return Err(invalid(
+                        format!("{key}.vendor"),
+                        "a vendor mapping needs format = \"json\"",
+                    ));
+                }
+                if !self.vendor.contains_key(v) {
+                    return Err(invalid(
+                        format!("{key}.vendor"),
+                        format!("no [vendor.{v}] section"),
+                    ));
+                }
+            }
+        }
+        let f = &self.influxdb;
+        if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+            return Err(invalid(
+                "influxdb.url",
+                format!("{:?} must start with http:// or https://", f.url),
+            ));
+        }
+        match f.api {
+            InfluxApi::V1 => {
+                if f.database.as_deref().unwrap_or("").is_empty() {
+                    return Err(invalid("influxdb.database", "required when api = \"v1\""));
+                }
+                if f.password.is_some() && f.username.is_none() {
+                    return Err(invalid(
+                        "influxdb.password",
+                        "given without influxdb.username",
+                    ));
+                }
+            }
+            InfluxApi::V2 => {
+                if f.org.as_deref().unwrap_or("").is_empty() {
+                    return Err(invalid("influxdb.org", "required when api = \"v2\""));
+                }
+                if f.bucket.as_deref().unwrap_or("").is_empty() {
+                    return Err(invalid("influxdb.bucket", "required when api = \"v2\""));
+                }
+                if f.token.as_ref().is_none_or(|t| t.is_empty()) {
+                    return Err(invalid(
+                        "influxdb.token",
+                        "required when api = \"v2\" (or influxdb.token_file, or ENVMON__INFLUXDB__TOKEN)",
+                    ));
+                }
+            }
+        }
+        if f.batch_size == 0 {
+            return Err(invalid("influxdb.batch_size", "must be at least 1"));
+        }
+        if f.batch_age_ms == 0 {
+            return Err(invalid("influxdb.batch_age_ms", "must be at least 1"));
+        }
+        self.http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http.listen", format!("{:?}: {e}", self.http.listen)))?;
+        if self.log.format != "text" && self.log.format != "json" {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        if self.pipeline.channel_capacity == 0 {
+            return Err(invalid("pipeline.channel_capacity", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .listen
+            .parse()
+            .expect("validated in Settings::validate")
+    }
+}
+
+/// The config crate appends " for key `x`" to some messages; the key path is given separately.
+fn strip_key_suffix(s: &str) -> String {
+    match s.find(" for key `") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// Check an MQTT topic filter (MQTT 3.1.1 §4.7): `+` and `#` only as whole levels, `#` last.
+pub fn check_topic_filter(t: &str) -> Result<(), String> {
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let levels: Vec<&str> = t.split('/').collect();
+    for (i, l) in levels.iter().enumerate() {
+        if l.contains('#') && (*l != "#" || i != levels.len() - 1) {
+            return Err(format!("{t:?}: '#' must be a whole, last level"));
+        }
+        if l.contains('+') && *l != "+" {
+            return Err(format!("{t:?}: '+' must be a whole level"));
+        }
+    }
+    if t.starts_with("$share/") {
+        return Err(format!(
+            "{t:?}: write the plain filter and set mqtt.shared_group instead of $share/"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[mqtt]
+host = "127.0.0.1"
+client_id = "envmon-test"
+[[mqtt.subscriptions]]
+topic = "env/json/+"
+format = "json"
+[influxdb]
+url = "http://127.0.0.1:8086"
+api = "v1"
+database = "envmon"
+[stations]
+file = "config/stations.toml"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let s = Settings::from_toml_with_env(MIN, env(&[])).unwrap();
+        assert_eq!(s.mqtt.port, 1883);
+        assert_eq!(s.mqtt.subscriptions[0].qos, 1);
+        assert_eq!(s.influxdb.batch_size, 5000);
+        assert_eq!(s.http.listen, "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn env_overrides_keys() {
+        let s = Settings::from_toml_with_env(
+            MIN,
+            env(&[
+                ("ENVMON__MQTT__PORT", "2883"),
+                ("ENVMON__INFLUXDB__URL", "http://127.0.0.1:9999"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.mqtt.port, 2883);
+        assert_eq!(s.influxdb.url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_path() {
+        let bad = MIN.replace("client_id", "colour = 1\nclient_id");
+        let e = Settings::from_toml_with_env(&bad, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mqtt"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        let e = Settings::from_toml_with_env(MIN, env(&[("ENVMON__MQTT__PROT", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let bad = MIN.replace("format = \"json\"", "format = \"xml\"");
+        let e = Settings::from_toml_with_env(&bad, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mqtt.subscriptions"), "{e}");
+        let bad = MIN.replace("api = \"v1\"", "api = \"v2\"");
+        let e = Settings::from_toml_with_env(&bad, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("influxdb.org"), "{e}");
+        let e = Settings::from_toml_with_env(MIN, env(&[("ENVMON__MQTT__PORT", "abc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mqtt.port"), "{e}");
+        let bad = MIN.replace("env/json/+", "env/#/x");
+        let e = Settings::from_toml_with_env(&bad, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mqtt.subscriptions[0].topic"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_env_or_file_and_are_never_printed() {
+        let v2 = MIN.replace("api = \"v1\"", "api = \"v2\"\norg = \"o\"\nbucket = \"b\"");
+        let s = Settings::from_toml_with_env(&v2, env(&[("ENVMON__INFLUXDB__TOKEN", "s3cr3t")]))
+            .unwrap();
+        assert_eq!(s.influxdb.token.as_ref().unwrap().expose(), "s3cr3t");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+        assert!(!toml::to_string(&s).unwrap().contains("s3cr3t"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let with_file = v2.replace(
+            "[stations]",
+            &format!("token_file = {:?}\n[stations]", f.display().to_string()),
+        );
+        let s = Settings::from_toml_with_env(&with_file, env(&[])).unwrap();
+        assert_eq!(s.influxdb.token.as_ref().unwrap().expose(), "from-file");
+    }
+}

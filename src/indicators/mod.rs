@@ -1,0 +1,9 @@
+//! Indicators computed the way the Chinese standards define them.
+//!
+//! - [`aqi`]: HJ 633 IAQI/AQI, GB 3095 / HJ 663 validity and statistics (air).
+//! - [`water`]: GB 3838 water class and the lake trophic level index (water).
+//!
+//! The calculation modules are pure (tables as data, no I/O).
+
+pub mod aqi;
+pub mod water;

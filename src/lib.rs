@@ -1,0 +1,41 @@
+//! # envmon
+//!
+//! Ingest for environmental monitoring centres: station feeds (MQTT, HJ 212 over TCP) are decoded,
+//! normalised to canonical parameters and units, and written to InfluxDB; indicators (AQI per
+//! HJ 633, GB 3838 water class) are computed as the standards define them.
+//!
+//! # Layout
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! source (mqtt, hj212 tcp) ──► decode ──► normalise ──► fan-out ─┬─► store (InfluxDB writer) ──► ack
+//!                                  │            │                └─► indicators / alerts
+//!                                  └────────────┴──► deadletter ──► ack (in arrival order)
+//! ```
+//!
+//! - [`model`]: the typed values passed between stages.
+//! - [`config`]: settings file + environment, validated before anything starts.
+//! - [`registry`]: the station registry.
+//! - [`decode`]: pure payload decoders (json, senml, hj212).
+//! - [`normalise`]: canonical names and units, plausibility.
+//! - [`store`]: line protocol, batching, InfluxDB v1/v2 writers.
+//! - [`deadletter`]: rejected input, kept on disk with its reason.
+//! - [`source`]: MQTT client and the in-order acknowledgement path.
+//! - [`indicators`]: AQI, validity, water class, TLI.
+//! - [`api`]: HTTP health, readiness and metrics.
+//! - [`telemetry`]: metrics registry and logging set-up.
+//! - [`app`]: wires the stages together with bounded channels and a cancellation token.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod deadletter;
+pub mod decode;
+pub mod indicators;
+pub mod model;
+pub mod normalise;
+pub mod registry;
+pub mod source;
+pub mod store;
+pub mod telemetry;

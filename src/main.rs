@@ -1,0 +1,74 @@
+//! envmon command line: parses arguments and calls the library. Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "envmon",
+    version,
+    about = "Environmental monitoring ingest and indicators"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the service.
+    Run {
+        #[arg(long, default_value = "config/envmon.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config, the station registry and the targets file.
+    CheckConfig {
+        #[arg(long, default_value = "config/envmon.toml")]
+        config: PathBuf,
+    },
+    /// Calculators for operators and auditors.
+    Calc {
+        #[command(subcommand)]
+        what: CalcCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalcCmd {
+    /// AQI per HJ 633 (edition by date).
+    Aqi(envmon::indicators::aqi::CalcAqiArgs),
+    /// GB 3838-2002 water class of one sample.
+    WaterClass(envmon::indicators::water::CalcWaterClassArgs),
+    /// Lake comprehensive trophic level index TLI(Σ).
+    Tli(envmon::indicators::water::CalcTliArgs),
+}
+
+fn print_calc(r: Result<String, String>) -> ExitCode {
+    match r {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { config: _ } => ExitCode::FAILURE,
+        Cmd::CheckConfig { config: _ } => ExitCode::FAILURE,
+        Cmd::Calc { what } => match what {
+            CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
+            CalcCmd::WaterClass(a) => {
+                print_calc(envmon::indicators::water::calc_water_class_cli(&a))
+            }
+            CalcCmd::Tli(a) => print_calc(envmon::indicators::water::calc_tli_cli(&a)),
+        },
+    }
+}

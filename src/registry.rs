@@ -1,0 +1,343 @@
+//! Station registry: `config/stations.toml`, the one source of truth for station metadata.
+//!
+//! Owns: parsing and validating the registry, lookups by id and by HJ 212 MN. Knows nothing of
+//! brokers or databases.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::model::{BodyType, StationKind};
+
+/// Errors reading or validating the registry; each names the offending key path.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read station registry {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("station registry {path}: {key}: {reason}")]
+    Invalid {
+        path: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// GB 3838-2002 water quality class I..V, stored as 1..=5 (劣V is 6 where results need it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaterClass(pub u8);
+
+impl WaterClass {
+    pub fn parse(s: &str) -> Option<WaterClass> {
+        let n = match s.trim().to_ascii_uppercase().as_str() {
+            "I" | "1" | "Ⅰ" => 1,
+            "II" | "2" | "Ⅱ" => 2,
+            "III" | "3" | "Ⅲ" => 3,
+            "IV" | "4" | "Ⅳ" => 4,
+            "V" | "5" | "Ⅴ" => 5,
+            "劣V" | "劣Ⅴ" | "WORSE THAN V" | "6" => 6,
+            _ => return None,
+        };
+        Some(WaterClass(n))
+    }
+
+    pub fn roman(self) -> &'static str {
+        match self.0 {
+            1 => "I",
+            2 => "II",
+            3 => "III",
+            4 => "IV",
+            5 => "V",
+            _ => "劣V",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    #[serde(default)]
+    station: Vec<RawStation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStation {
+    id: String,
+    name: String,
+    name_en: String,
+    kind: StationKind,
+    district: String,
+    lat: f64,
+    lon: f64,
+    timezone: Option<String>,
+    mn: Option<String>,
+    /// HJ 212 access password; better given as `pw_env` (name of an environment variable).
+    pw: Option<String>,
+    pw_env: Option<String>,
+    water_body: Option<String>,
+    body_type: Option<BodyType>,
+    target_class: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    /// Expected reporting interval in seconds (used by the silent-station alert).
+    expected_interval_s: Option<u64>,
+}
+
+/// A station as the rest of envmon sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Station {
+    pub id: String,
+    /// Chinese name.
+    pub name: String,
+    pub name_en: String,
+    pub kind: StationKind,
+    pub district: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub timezone: Tz,
+    /// HJ 212 device id (MN).
+    pub mn: Option<String>,
+    /// HJ 212 access password (never logged).
+    pub pw: Option<String>,
+    pub water_body: Option<String>,
+    pub body_type: Option<BodyType>,
+    pub target_class: Option<WaterClass>,
+    pub groups: Vec<String>,
+    pub expected_interval_s: Option<u64>,
+}
+
+/// The loaded registry: stations by id and by MN.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    by_id: HashMap<String, Arc<Station>>,
+    by_mn: HashMap<String, Arc<Station>>,
+    order: Vec<Arc<Station>>,
+}
+
+impl Registry {
+    /// Read and validate a registry file.
+    pub fn load(path: &Path) -> Result<Registry, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Registry::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse registry text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
+        let invalid = |key: String, reason: String| RegistryError::Invalid {
+            path: origin.to_string(),
+            key,
+            reason,
+        };
+        let de = toml::Deserializer::new(text);
+        let raw: RawRegistry = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let reason = inner.message().to_string();
+            invalid(if key == "." { String::new() } else { key }, reason)
+        })?;
+        let mut reg = Registry::default();
+        for (i, rs) in raw.station.into_iter().enumerate() {
+            let key = |field: &str| format!("station[{i}].{field}");
+            if rs.id.trim().is_empty() {
+                return Err(invalid(key("id"), "must not be empty".into()));
+            }
+            if rs.id.contains(['/', '+', '#', ' ']) {
+                return Err(invalid(
+                    key("id"),
+                    format!("{:?} must not contain '/', '+', '#' or spaces", rs.id),
+                ));
+            }
+            if !(-90.0..=90.0).contains(&rs.lat) {
+                return Err(invalid(key("lat"), format!("{} is not a latitude", rs.lat)));
+            }
+            if !(-180.0..=180.0).contains(&rs.lon) {
+                return Err(invalid(
+                    key("lon"),
+                    format!("{} is not a longitude", rs.lon),
+                ));
+            }
+            let timezone: Tz = match &rs.timezone {
+                None => chrono_tz::Asia::Shanghai,
+                Some(tz) => tz.parse().map_err(|_| {
+                    invalid(key("timezone"), format!("unknown IANA time zone {tz:?}"))
+                })?,
+            };
+            let target_class = match &rs.target_class {
+                None => None,
+                Some(c) => match WaterClass::parse(c) {
+                    Some(wc) if wc.0 <= 5 => Some(wc),
+                    _ => {
+                        return Err(invalid(
+                            key("target_class"),
+                            format!("{c:?} is not a class I..V"),
+                        ))
+                    }
+                },
+            };
+            if rs.kind == StationKind::WaterAuto {
+                if rs.water_body.is_none() {
+                    return Err(invalid(
+                        key("water_body"),
+                        "required for water_auto stations".into(),
+                    ));
+                }
+                if rs.body_type.is_none() {
+                    return Err(invalid(
+                        key("body_type"),
+                        "required for water_auto stations (river, lake or reservoir)".into(),
+                    ));
+                }
+                if target_class.is_none() {
+                    return Err(invalid(
+                        key("target_class"),
+                        "required for water_auto stations (I..V)".into(),
+                    ));
+                }
+            }
+            let pw = match (&rs.pw, &rs.pw_env) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        key("pw"),
+                        "give either pw or pw_env, not both".into(),
+                    ))
+                }
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                    invalid(
+                        key("pw_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?),
+                (None, None) => None,
+            };
+            let st = Arc::new(Station {
+                id: rs.id.clone(),
+                name: rs.name,
+                name_en: rs.name_en,
+                kind: rs.kind,
+                district: rs.district,
+                lat: rs.lat,
+                lon: rs.lon,
+                timezone,
+                mn: rs.mn.clone(),
+                pw,
+                water_body: rs.water_body,
+                body_type: rs.body_type,
+                target_class,
+                groups: rs.groups,
+                expected_interval_s: rs.expected_interval_s,
+            });
+            if reg.by_id.insert(rs.id.clone(), st.clone()).is_some() {
+                return Err(invalid(
+                    key("id"),
+                    format!("duplicate station id {:?}", rs.id),
+                ));
+            }
+            if let Some(mn) = rs.mn {
+                if reg.by_mn.insert(mn.clone(), st.clone()).is_some() {
+                    return Err(invalid(key("mn"), format!("duplicate MN {mn:?}")));
+                }
+            }
+            reg.order.push(st);
+        }
+        Ok(reg)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Station>> {
+        self.by_id.get(id)
+    }
+
+    pub fn by_mn(&self, mn: &str) -> Option<&Arc<Station>> {
+        self.by_mn.get(mn)
+    }
+
+    /// Stations in file order.
+    pub fn stations(&self) -> &[Arc<Station>] {
+        &self.order
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Count of stations per (kind, district), for `check-config`.
+    pub fn summary(&self) -> BTreeMap<(String, String), usize> {
+        let mut m = BTreeMap::new();
+        for st in &self.order {
+            *m.entry((st.kind.to_string(), st.district.clone()))
+                .or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+[[station]]
+id = "WJ-A01"
+name = "吴江开发区"
+name_en = "Wujiang Development Zone"
+kind = "air_national"
+district = "Wujiang"
+lat = 31.16
+lon = 120.64
+mn = "32050900000001"
+
+[[station]]
+id = "W-TP01"
+name = "太浦河金泽"
+name_en = "Taipu River Jinze"
+kind = "water_auto"
+district = "Qingpu"
+lat = 31.03
+lon = 120.92
+water_body = "太浦河"
+body_type = "river"
+target_class = "III"
+groups = ["一河三湖", "demo-zone"]
+"#;
+
+    #[test]
+    fn parses_and_indexes() {
+        let r = Registry::parse(OK, "t").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.by_mn("32050900000001").unwrap().id, "WJ-A01");
+        let w = r.get("W-TP01").unwrap();
+        assert_eq!(w.target_class, Some(WaterClass(3)));
+        assert_eq!(w.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = OK.replace("kind = \"water_auto\"", "kind = \"water\"");
+        let e = Registry::parse(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("station[1].kind"), "{e}");
+        let bad = OK.replace("target_class = \"III\"", "target_class = \"VII\"");
+        let e = Registry::parse(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("station[1].target_class"), "{e}");
+        let bad = OK.replace("lat = 31.16", "lat = 131.16");
+        let e = Registry::parse(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("station[0].lat"), "{e}");
+        let bad = OK.replace("\"W-TP01\"", "\"WJ-A01\"");
+        let e = Registry::parse(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("duplicate station id"), "{e}");
+        let bad = format!("{OK}\ncolour = 1\n");
+        assert!(Registry::parse(&bad, "t").is_err());
+    }
+}
