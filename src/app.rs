@@ -1,1 +1,204 @@
-//! Wiring of the pipeline.
+//! Wiring: builds every stage from validated settings, connects them with bounded channels, and
+//! shuts them down in order. The only module that names all the others.
+//!
+//! Shutdown order ("flush, then ack, then exit"):
+//! 1. intake stops: the MQTT ack task forwards no new message (those stay unacknowledged and
+//!    the broker redelivers them to the next session) and drops its pipeline sender;
+//! 2. the pipeline drains its channel, writes the last batch and completes every handle;
+//!    if InfluxDB cannot be reached within `pipeline.shutdown_timeout_s`, the unwritten batch
+//!    is left unacknowledged;
+//! 3. the MQTT source sends the remaining PUBACKs in order and disconnects (session kept);
+//! 4. the HTTP server stops.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::{ConfigError, InfluxApi, Settings};
+use crate::deadletter::{DeadLetter, DeadLetterError};
+use crate::pipeline::Pipeline;
+use crate::registry::{Registry, RegistryError};
+use crate::source::mqtt::{self, MqttSource, MqttSourceError};
+use crate::store::writer::{Writer, WriterError};
+use crate::telemetry::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    #[error(transparent)]
+    Mqtt(#[from] MqttSourceError),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+}
+
+/// Load and validate everything `envmon run` needs, without starting anything.
+pub fn load(config: &Path) -> Result<(Settings, Registry), AppError> {
+    let settings = Settings::load(config)?;
+    let registry = Registry::load(&settings.stations.file)?;
+    Ok((settings, registry))
+}
+
+/// The `check-config` report: a short summary, secrets never shown.
+pub fn check_config(config: &Path) -> Result<String, AppError> {
+    let (s, reg) = load(config)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "config {}: OK", config.display());
+    let _ = writeln!(
+        out,
+        "stations ({}): {} stations",
+        s.stations.file.display(),
+        reg.len()
+    );
+    for ((kind, district), n) in reg.summary() {
+        let _ = writeln!(out, "  {kind:<15} {district:<14} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "mqtt: {}:{} client_id={} tls={} inflight_window={}",
+        s.mqtt.host, s.mqtt.port, s.mqtt.client_id, s.mqtt.tls, s.mqtt.inflight_window
+    );
+    for sub in &s.mqtt.subscriptions {
+        let _ = writeln!(
+            out,
+            "  subscribe {} format={:?} qos={}{}",
+            mqtt::effective_filter(&s.mqtt, sub),
+            sub.format,
+            sub.qos,
+            sub.vendor
+                .as_ref()
+                .map(|v| format!(" vendor={v}"))
+                .unwrap_or_default()
+        );
+    }
+    match s.influxdb.api {
+        InfluxApi::V1 => {
+            let _ = writeln!(
+                out,
+                "sink: influxdb v1 {} database={} auth={}",
+                s.influxdb.url,
+                s.influxdb.database.as_deref().unwrap_or(""),
+                if s.influxdb.username.is_some() {
+                    "basic"
+                } else {
+                    "none"
+                }
+            );
+        }
+        InfluxApi::V2 => {
+            let _ = writeln!(
+                out,
+                "sink: influxdb v2 {} org={} bucket={} token=(set)",
+                s.influxdb.url,
+                s.influxdb.org.as_deref().unwrap_or(""),
+                s.influxdb.bucket.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  batch_size={} batch_age_ms={} gzip={}",
+        s.influxdb.batch_size, s.influxdb.batch_age_ms, s.influxdb.gzip
+    );
+    let _ = writeln!(out, "deadletter: {}", s.deadletter.dir.display());
+    let _ = writeln!(out, "http: {}", s.http.listen);
+    Ok(out)
+}
+
+/// Run the service until `shutdown` resolves, then stop in order (see the module doc).
+pub async fn run(
+    settings: Settings,
+    registry: Registry,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let settings = Arc::new(settings);
+    let registry = Arc::new(registry);
+    let metrics = Metrics::new();
+    let deadletter = DeadLetter::open(&settings.deadletter)?;
+    let writer = Writer::new(&settings.influxdb)?;
+    let probe = Writer::new(&settings.influxdb)?;
+    let http = api::bind(settings.http_addr()).await?;
+
+    let (influx_tx, influx_rx) = watch::channel(false);
+    let (env_tx, env_rx) = mpsc::channel(settings.pipeline.channel_capacity);
+    let intake_stop = CancellationToken::new();
+    let hard_stop = CancellationToken::new();
+    let http_stop = CancellationToken::new();
+
+    let pipeline = Pipeline::new(
+        settings.clone(),
+        registry.clone(),
+        deadletter,
+        writer,
+        metrics.clone(),
+        influx_tx.clone(),
+    );
+    let pipeline_task = tokio::spawn(pipeline.run(env_rx, hard_stop.clone()));
+
+    let source = MqttSource::start(
+        &settings.mqtt,
+        env_tx.clone(),
+        metrics.clone(),
+        intake_stop.clone(),
+    )?;
+    drop(env_tx);
+
+    // Readiness probe of InfluxDB, independent of traffic.
+    let probe_stop = http_stop.clone();
+    let probe_metrics = metrics.clone();
+    let probe_task = tokio::spawn(async move {
+        loop {
+            let up = probe.ping().await;
+            influx_tx.send_replace(up);
+            probe_metrics.influxdb_up.set(up as i64);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = probe_stop.cancelled() => break,
+            }
+        }
+    });
+
+    let api_state = ApiState {
+        metrics: metrics.clone(),
+        mqtt: Some(source.state.clone()),
+        influx_up: influx_rx,
+    };
+    let http_task = tokio::spawn(api::serve(http, api_state, http_stop.clone()));
+    tracing::info!(
+        http = %settings.http.listen,
+        broker = %format!("{}:{}", settings.mqtt.host, settings.mqtt.port),
+        influxdb = %settings.influxdb.url,
+        stations = registry.len(),
+        "envmon running"
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down: stopping intake, flushing, acknowledging");
+    intake_stop.cancel();
+    let deadline = Duration::from_secs(settings.pipeline.shutdown_timeout_s);
+    let hs = hard_stop.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(deadline).await;
+        hs.cancel();
+    });
+    let _ = pipeline_task.await;
+    timer.abort();
+    source.shutdown(Duration::from_secs(5)).await;
+    http_stop.cancel();
+    let _ = http_task.await;
+    let _ = probe_task.await;
+    tracing::info!("envmon stopped");
+    Ok(())
+}

@@ -186,17 +186,11 @@ pub struct StationsSettings {
     pub file: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetsSettings {
     #[serde(default)]
     pub file: Option<PathBuf>,
-}
-
-impl Default for TargetsSettings {
-    fn default() -> Self {
-        TargetsSettings { file: None }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

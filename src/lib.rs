@@ -25,6 +25,7 @@
 //! - [`indicators`]: AQI, validity, water class, TLI.
 //! - [`api`]: HTTP health, readiness and metrics.
 //! - [`telemetry`]: metrics registry and logging set-up.
+//! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
 
 pub mod api;
@@ -35,6 +36,7 @@ pub mod decode;
 pub mod indicators;
 pub mod model;
 pub mod normalise;
+pub mod pipeline;
 pub mod registry;
 pub mod source;
 pub mod store;

@@ -58,11 +58,58 @@ fn print_calc(r: Result<String, String>) -> ExitCode {
     }
 }
 
+fn run(config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let (settings, registry) = envmon::app::load(config)?;
+    envmon::telemetry::init_logging(&settings.log);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(envmon::app::run(settings, registry, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config: _ } => ExitCode::FAILURE,
-        Cmd::CheckConfig { config: _ } => ExitCode::FAILURE,
+        Cmd::Run { config } => match run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::CheckConfig { config } => match envmon::app::check_config(&config) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
             CalcCmd::WaterClass(a) => {

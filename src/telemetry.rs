@@ -1,1 +1,206 @@
-//! Metrics and logging.
+//! Telemetry: the Prometheus metrics every stage reports to, and logging set-up.
+//!
+//! Owns: metric names (`envmon_<noun>_<unit>_total`), their label sets (all bounded: reasons,
+//! sources and outcomes are fixed lists, never station ids or topics), and `tracing` set-up.
+//! No business logic.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::config::LogSettings;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeasurementLabel {
+    pub measurement: String,
+}
+
+/// All metrics of one envmon process. Cheap to clone (the metric handles are shared counters).
+#[derive(Clone)]
+pub struct Metrics {
+    /// Payloads received, by source (`mqtt`, `hj212_tcp`).
+    pub messages_received: Family<SourceLabel, Counter>,
+    /// Readings accepted by InfluxDB, by measurement.
+    pub readings_written: Family<MeasurementLabel, Counter>,
+    /// Payloads or readings put in the dead-letter, by reason.
+    pub deadletter: Family<ReasonLabel, Counter>,
+    /// Dead-letter records that could not be written (disk full…): also logged at error.
+    pub deadletter_write_errors: Counter,
+    /// Seconds per successful InfluxDB write request (including retries).
+    pub write_batch_seconds: Histogram,
+    /// Lines per write request.
+    pub write_batch_lines: Histogram,
+    /// Failed write attempts, by kind (`connection`, `timeout`, `server`, `rejected`, `auth`, …).
+    pub write_errors: Family<KindLabel, Counter>,
+    /// MQTT (re)connections that completed (CONNACK received).
+    pub mqtt_connects: Counter,
+    /// Errors of the MQTT connection (each is followed by a reconnect with backoff).
+    pub mqtt_connection_errors: Counter,
+    /// 1 while connected to the broker.
+    pub mqtt_connected: Gauge,
+    /// 1 while the last contact with InfluxDB succeeded.
+    pub influxdb_up: Gauge,
+    /// MQTT messages received but not yet acknowledged.
+    pub acks_pending: Gauge,
+    /// PUBACKs sent.
+    pub acks_sent: Counter,
+    /// Acks withheld because the connection they belonged to is gone (broker redelivers).
+    pub acks_stale: Counter,
+    registry: Arc<std::sync::Mutex<Registry>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut reg = Registry::default();
+        let m = Metrics {
+            messages_received: Family::default(),
+            readings_written: Family::default(),
+            deadletter: Family::default(),
+            deadletter_write_errors: Counter::default(),
+            write_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            write_batch_lines: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            write_errors: Family::default(),
+            mqtt_connects: Counter::default(),
+            mqtt_connection_errors: Counter::default(),
+            mqtt_connected: Gauge::default(),
+            influxdb_up: Gauge::default(),
+            acks_pending: Gauge::default(),
+            acks_sent: Counter::default(),
+            acks_stale: Counter::default(),
+            registry: Arc::new(std::sync::Mutex::new(Registry::default())),
+        };
+        reg.register(
+            "envmon_messages_received",
+            "Payloads received, by source",
+            m.messages_received.clone(),
+        );
+        reg.register(
+            "envmon_readings_written",
+            "Readings accepted by InfluxDB, by measurement",
+            m.readings_written.clone(),
+        );
+        reg.register(
+            "envmon_deadletter",
+            "Payloads or readings put in the dead-letter, by reason",
+            m.deadletter.clone(),
+        );
+        reg.register(
+            "envmon_deadletter_write_errors",
+            "Dead-letter records that could not be written",
+            m.deadletter_write_errors.clone(),
+        );
+        reg.register(
+            "envmon_write_batch_seconds",
+            "Seconds per successful InfluxDB write request, retries included",
+            m.write_batch_seconds.clone(),
+        );
+        reg.register(
+            "envmon_write_batch_lines",
+            "Line-protocol lines per InfluxDB write request",
+            m.write_batch_lines.clone(),
+        );
+        reg.register(
+            "envmon_write_errors",
+            "Failed InfluxDB write attempts, by kind",
+            m.write_errors.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_connects",
+            "Completed MQTT connections (CONNACK received)",
+            m.mqtt_connects.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_connection_errors",
+            "MQTT connection errors",
+            m.mqtt_connection_errors.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_connected",
+            "1 while connected to the MQTT broker",
+            m.mqtt_connected.clone(),
+        );
+        reg.register(
+            "envmon_influxdb_up",
+            "1 while the last contact with InfluxDB succeeded",
+            m.influxdb_up.clone(),
+        );
+        reg.register(
+            "envmon_acks_pending",
+            "MQTT messages received and not yet acknowledged",
+            m.acks_pending.clone(),
+        );
+        reg.register("envmon_acks_sent", "PUBACKs sent", m.acks_sent.clone());
+        reg.register(
+            "envmon_acks_stale",
+            "Acks withheld because their connection is gone (the broker redelivers)",
+            m.acks_stale.clone(),
+        );
+        *m.registry.lock().expect("fresh mutex") = reg;
+        m
+    }
+
+    /// Register more metrics (e.g. a source's own) in the same registry.
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut reg)
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+
+    pub fn count_deadletter(&self, reason: &str) {
+        self.deadletter
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Install the global `tracing` subscriber. `RUST_LOG` wins over `log.level` when set.
+pub fn init_logging(log: &LogSettings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -78,3 +78,4 @@ pub struct Envelope {
     /// `None` for QoS 0 (nothing to acknowledge).
     pub ack: Option<AckHandle>,
 }
+pub mod mqtt;

@@ -1,0 +1,417 @@
+//! The pipeline task: envelopes in, durable storage out, then the ack release.
+//!
+//! Owns: a batch from the moment its payloads are decoded until InfluxDB accepted it (or its bad
+//! lines are in the dead-letter), and then the completion of each payload's [`AckHandle`]. It is
+//! the single owner of the dead-letter files and of the writer, so no state is shared.
+//!
+//! ```text
+//! Envelope ─► decode ─► normalise ─► line protocol ─┐
+//!    │            └──────────┴──► dead-letter        ├─► batch ─► write (retry, isolate bad lines)
+//!    └───────────────────────────────────────────────┘                │
+//!                                     complete every AckHandle, in order ◄┘ ─► sinks (indicators)
+//! ```
+//!
+//! Flush triggers: `influxdb.batch_size` lines, `influxdb.batch_age_ms`, or
+//! `mqtt.inflight_window` payloads waiting for their ack (the broker sends no more than that
+//! many unacknowledged QoS 1 messages, so waiting longer would only idle).
+//!
+//! Failure policy: connection errors, time-outs, 5xx, 429, 401/403/404 are retried with capped
+//! exponential backoff and jitter, for as long as it takes: nothing is acknowledged meanwhile, so
+//! the broker keeps the messages (backpressure, not loss). HTTP 400/422 means some lines are bad:
+//! the batch is bisected until the bad lines are found; they go to the dead-letter and the rest is
+//! written. On hard stop (shutdown deadline) the unwritten batch's handles are dropped: those
+//! payloads stay unacknowledged and are redelivered to the next session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng as _;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::deadletter::{DeadLetter, Record};
+use crate::decode::{self, DecodeContext};
+use crate::model::Sample;
+use crate::normalise;
+use crate::registry::Registry;
+use crate::source::{AckHandle, Envelope, Outcome, Payload};
+use crate::store::line;
+use crate::store::writer::{WriteFailure, Writer};
+use crate::telemetry::{KindLabel, MeasurementLabel, Metrics, SourceLabel};
+
+/// A sink that receives every stored sample batch (indicator engine, alert engine). The send
+/// blocks when the sink's channel is full, so a slow sink slows ingest rather than missing data.
+pub type SampleSink = mpsc::Sender<Arc<Vec<Sample>>>;
+
+struct LineRef {
+    /// Byte offset just past this line's newline in `Batch::body`.
+    end: usize,
+    /// Index into `Batch::msgs`.
+    msg: usize,
+    /// Samples encoded in this line.
+    samples: usize,
+    measurement: &'static str,
+}
+
+struct Msg {
+    ack: Option<AckHandle>,
+    outcome: Outcome,
+    origin: String,
+}
+
+#[derive(Default)]
+struct Batch {
+    body: String,
+    lines: Vec<LineRef>,
+    msgs: Vec<Msg>,
+    acked_msgs: usize,
+    samples: Vec<Sample>,
+    opened: Option<Instant>,
+}
+
+impl Batch {
+    fn line_start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.lines[i - 1].end
+        }
+    }
+}
+
+/// Everything the pipeline task needs.
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    registry: Arc<Registry>,
+    deadletter: DeadLetter,
+    writer: Writer,
+    metrics: Metrics,
+    sinks: Vec<SampleSink>,
+    influx_up: watch::Sender<bool>,
+    batch: Batch,
+}
+
+/// Result of [`Pipeline::flush`].
+enum Flushed {
+    Done,
+    /// Hard stop during retries: the batch was dropped unacknowledged.
+    Aborted,
+}
+
+impl Pipeline {
+    pub fn new(
+        settings: Arc<Settings>,
+        registry: Arc<Registry>,
+        deadletter: DeadLetter,
+        writer: Writer,
+        metrics: Metrics,
+        influx_up: watch::Sender<bool>,
+    ) -> Pipeline {
+        Pipeline {
+            settings,
+            registry,
+            deadletter,
+            writer,
+            metrics,
+            sinks: Vec::new(),
+            influx_up,
+            batch: Batch::default(),
+        }
+    }
+
+    /// Add a sink for stored samples.
+    pub fn add_sink(&mut self, sink: SampleSink) {
+        self.sinks.push(sink);
+    }
+
+    /// Run until every sender of `rx` is gone (then flush and return) or `hard_stop` fires while
+    /// a write is being retried (then return without acknowledging the unwritten batch).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Envelope>, hard_stop: CancellationToken) {
+        let age = Duration::from_millis(self.settings.influxdb.batch_age_ms);
+        loop {
+            let deadline = self.batch.opened.map(|t| t + age);
+            tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(env) => {
+                        self.ingest(env);
+                        if self.batch_full() {
+                            if let Flushed::Aborted = self.flush(&hard_stop).await {
+                                return self.finish();
+                            }
+                        }
+                    }
+                    None => break,
+                },
+                _ = sleep_until_opt(deadline) => {
+                    if let Flushed::Aborted = self.flush(&hard_stop).await {
+                        return self.finish();
+                    }
+                }
+            }
+        }
+        let _ = self.flush(&hard_stop).await;
+        self.finish();
+    }
+
+    fn finish(mut self) {
+        if let Err(e) = self.deadletter.sync() {
+            tracing::error!(error = %e, "dead-letter sync failed at shutdown");
+        }
+        tracing::info!("pipeline stopped");
+    }
+
+    fn batch_full(&self) -> bool {
+        self.batch.lines.len() >= self.settings.influxdb.batch_size
+            || self.batch.acked_msgs >= self.settings.mqtt.inflight_window
+    }
+
+    fn source_label(origin: &str) -> &'static str {
+        if origin.starts_with("hj212/tcp/") {
+            "hj212_tcp"
+        } else {
+            "mqtt"
+        }
+    }
+
+    /// Decode, normalise and encode one envelope into the current batch.
+    fn ingest(&mut self, env: Envelope) {
+        self.metrics
+            .messages_received
+            .get_or_create(&SourceLabel {
+                source: Self::source_label(&env.origin).to_string(),
+            })
+            .inc();
+        if self.batch.opened.is_none() {
+            self.batch.opened = Some(Instant::now());
+        }
+        let mut outcome = Outcome::Stored;
+        let readings = match env.payload {
+            Payload::Raw(bytes) => {
+                let vendor = env
+                    .vendor
+                    .as_deref()
+                    .and_then(|v| self.settings.vendor.get(v));
+                let ctx = DecodeContext {
+                    registry: Some(&self.registry),
+                    now: Utc::now(),
+                    vendor,
+                    hj212: &self.settings.hj212,
+                };
+                match decode::decode(&env.format, &env.origin, &bytes, &ctx) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.reject(&env.origin, e.station(), e.reason(), e.to_string(), &bytes);
+                        self.push_msg(env.ack, Outcome::DeadLettered, env.origin);
+                        return;
+                    }
+                }
+            }
+            Payload::Readings(r) => r,
+            Payload::Rejected {
+                reason,
+                detail,
+                station,
+                bytes,
+            } => {
+                self.reject(&env.origin, station.as_deref(), reason, detail, &bytes);
+                self.push_msg(env.ack, Outcome::DeadLettered, env.origin);
+                return;
+            }
+        };
+        let mut samples = Vec::with_capacity(readings.len());
+        for r in readings {
+            let station = r.station.clone();
+            let raw = serde_json::to_vec(&r).unwrap_or_default();
+            match normalise::normalise(r, Some(&self.registry)) {
+                Ok(s) => samples.push(s),
+                Err(e) => {
+                    outcome = Outcome::DeadLettered;
+                    self.reject(&env.origin, Some(&station), e.reason(), e.to_string(), &raw);
+                }
+            }
+        }
+        let msg = self.batch.msgs.len();
+        let lines = &mut self.batch.lines;
+        line::encode_with(&samples, &mut self.batch.body, |end, n, measurement| {
+            lines.push(LineRef {
+                end,
+                msg,
+                samples: n,
+                measurement,
+            })
+        });
+        self.batch.samples.extend(samples);
+        self.push_msg(env.ack, outcome, env.origin);
+    }
+
+    fn push_msg(&mut self, ack: Option<AckHandle>, outcome: Outcome, origin: String) {
+        if ack.is_some() {
+            self.batch.acked_msgs += 1;
+        }
+        self.batch.msgs.push(Msg {
+            ack,
+            outcome,
+            origin,
+        });
+    }
+
+    /// Log, count and dead-letter one rejected payload or reading.
+    fn reject(
+        &mut self,
+        origin: &str,
+        station: Option<&str>,
+        reason: &str,
+        detail: String,
+        payload: &[u8],
+    ) {
+        tracing::warn!(
+            station = station.unwrap_or("-"),
+            topic = origin,
+            reason,
+            detail = %detail,
+            "rejected: kept in the dead-letter"
+        );
+        self.metrics.count_deadletter(reason);
+        let rec = Record::new(origin, station, reason, detail, payload);
+        if let Err(e) = self.deadletter.append(&rec) {
+            // Without the dead-letter record the payload would be lost if acknowledged: keep
+            // going (a disk-full dead-letter must not stop good data) but make it loud.
+            self.metrics.deadletter_write_errors.inc();
+            tracing::error!(error = %e, dir = %self.deadletter.dir().display(), "cannot write dead-letter record");
+        }
+    }
+
+    /// Write the batch (retrying, isolating bad lines), then complete its handles in order.
+    async fn flush(&mut self, hard_stop: &CancellationToken) -> Flushed {
+        let mut batch = std::mem::take(&mut self.batch);
+        if batch.msgs.is_empty() {
+            return Flushed::Done;
+        }
+        let started = std::time::Instant::now();
+        let n = batch.lines.len();
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let mut stack = if n > 0 { vec![(0usize, n)] } else { vec![] };
+        let retry_max = Duration::from_millis(self.settings.influxdb.retry_max_ms);
+        let mut requests = 0usize;
+        while let Some((a, b)) = stack.pop() {
+            let body = &batch.body[batch.line_start(a)..batch.lines[b - 1].end];
+            let mut backoff = Duration::from_millis(100);
+            let mut attempt = 0u32;
+            loop {
+                requests += 1;
+                match self.writer.write(body).await {
+                    Ok(()) => {
+                        let _ = self.influx_up.send_replace(true);
+                        self.metrics.influxdb_up.set(1);
+                        self.metrics.write_batch_lines.observe((b - a) as f64);
+                        break;
+                    }
+                    Err(WriteFailure::Retry { kind, detail }) => {
+                        attempt += 1;
+                        let _ = self.influx_up.send_replace(false);
+                        self.metrics.influxdb_up.set(0);
+                        self.metrics
+                            .write_errors
+                            .get_or_create(&KindLabel { kind: kind.into() })
+                            .inc();
+                        if attempt == 1 || attempt.is_power_of_two() {
+                            tracing::warn!(kind, detail = %detail, attempt, lines = b - a, retry_in_ms = backoff.as_millis() as u64, "InfluxDB write failed; retrying (nothing is acknowledged meanwhile)");
+                        }
+                        let jitter = rand::thread_rng().gen_range(0.5..1.0);
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                            _ = hard_stop.cancelled() => {
+                                tracing::warn!(payloads = batch.msgs.len(), "shutdown deadline: unwritten batch left unacknowledged (the broker will redeliver)");
+                                return Flushed::Aborted;
+                            }
+                        }
+                        backoff = (backoff * 2).min(retry_max);
+                    }
+                    Err(f @ (WriteFailure::BadData { .. } | WriteFailure::TooLarge)) => {
+                        self.metrics
+                            .write_errors
+                            .get_or_create(&KindLabel {
+                                kind: f.kind().into(),
+                            })
+                            .inc();
+                        if b - a == 1 {
+                            rejected.push((a, f.to_string()));
+                        } else {
+                            let m = (a + b) / 2;
+                            stack.push((m, b));
+                            stack.push((a, m));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if n > 0 {
+            self.metrics
+                .write_batch_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        // Bad lines: dead-letter them and mark their payloads.
+        let mut line_ok = vec![true; n];
+        for (i, detail) in rejected {
+            line_ok[i] = false;
+            let lr = &batch.lines[i];
+            let text = batch.body[batch.line_start(i)..lr.end]
+                .trim_end()
+                .to_string();
+            let origin = batch.msgs[lr.msg].origin.clone();
+            batch.msgs[lr.msg].outcome = Outcome::DeadLettered;
+            self.reject(
+                &origin,
+                None,
+                "rejected by influxdb",
+                detail,
+                text.as_bytes(),
+            );
+        }
+        let mut written = std::collections::HashMap::<&'static str, u64>::new();
+        for (lr, ok) in batch.lines.iter().zip(&line_ok) {
+            if *ok {
+                *written.entry(lr.measurement).or_default() += lr.samples as u64;
+            }
+        }
+        for (m, c) in written {
+            self.metrics
+                .readings_written
+                .get_or_create(&MeasurementLabel {
+                    measurement: m.to_string(),
+                })
+                .inc_by(c);
+        }
+        tracing::debug!(
+            lines = n,
+            payloads = batch.msgs.len(),
+            requests,
+            ms = started.elapsed().as_millis() as u64,
+            "batch stored"
+        );
+        for m in batch.msgs.drain(..) {
+            if let Some(ack) = m.ack {
+                ack.complete(m.outcome);
+            }
+        }
+        if !self.sinks.is_empty() && !batch.samples.is_empty() {
+            let samples = Arc::new(std::mem::take(&mut batch.samples));
+            for s in &self.sinks {
+                let _ = s.send(Arc::clone(&samples)).await;
+            }
+        }
+        Flushed::Done
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
