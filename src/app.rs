@@ -73,7 +73,7 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
     for sub in &s.mqtt.subscriptions {
         let _ = writeln!(
             out,
-            "  subscribe {} format={:?} qos={}{}",
+            "  subscribe {} format={} qos={}{}",
             mqtt::effective_filter(&s.mqtt, sub),
             sub.format,
             sub.qos,

@@ -26,6 +26,22 @@ pub enum Format {
     Hj212,
 }
 
+impl Format {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Senml => "senml",
+            Format::Hj212 => "hj212",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

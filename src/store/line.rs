@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(
             out,
             "air,district=Wujiang,interval=hour,kind=air_national,station=WJ-A01 \
-             pm25=35,pm25_flag=\"M\",no2=20.25 1763856000\n"
+             pm25=35,pm25_flag=\"M\",no2=20.25 1795392000\n"
         );
     }
 
@@ -242,7 +242,7 @@ mod tests {
         encode(&[s], &mut out);
         assert_eq!(
             out,
-            "air,interval=hour,station=a\\ b\\,c\\=d\\\\ p\\ m\\,\\=x=1.5 1763856000\n"
+            "air,interval=hour,station=a\\ b\\,c\\=d\\\\ p\\ m\\,\\=x=1.5 1795392000\n"
         );
     }
 }
