@@ -42,6 +42,8 @@ pub enum WriterError {
 }
 
 enum Backend {
+    /// Line-protocol files `<dir>/envmon-<UTC date>.lp` (second precision), one per day.
+    Files { dir: std::path::PathBuf },
     V1 {
         http: reqwest::Client,
         write_url: String,
@@ -189,9 +191,48 @@ impl Writer {
         })
     }
 
+    /// A writer that appends to daily line-protocol files under `dir` instead of InfluxDB
+    /// (used by `envmon demo` when no InfluxDB is configured). Import a file with
+    /// `influx write --precision s --file envmon-<date>.lp` (v2) or
+    /// `influx -import -precision s` after adding the DML header (v1).
+    pub fn files(dir: impl Into<std::path::PathBuf>) -> Result<Writer, WriterError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| WriterError::Client(format!("data dir {}: {e}", dir.display())))?;
+        Ok(Writer {
+            backend: Backend::Files { dir },
+            gzip: false,
+        })
+    }
+
     /// One write request with `body` (newline-terminated line protocol, second precision).
     pub async fn write(&self, body: &str) -> Result<(), WriteFailure> {
         match &self.backend {
+            Backend::Files { dir } => {
+                let path = dir.join(format!(
+                    "envmon-{}.lp",
+                    chrono::Utc::now().format("%Y-%m-%d")
+                ));
+                let body = body.to_string();
+                // Written and synced before the batch counts as stored (acks follow it).
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)?;
+                    f.write_all(body.as_bytes())?;
+                    f.sync_data()
+                })
+                .await
+                .map_err(|e| WriteFailure::Retry {
+                    kind: "io",
+                    detail: e.to_string(),
+                })?
+                .map_err(|e| WriteFailure::Retry {
+                    kind: "io",
+                    detail: e.to_string(),
+                })
+            }
             Backend::V1 {
                 http,
                 write_url,
@@ -261,6 +302,7 @@ impl Writer {
     /// Is the server reachable and healthy? (v1 `GET /ping`, v2 `GET /health`.)
     pub async fn ping(&self) -> bool {
         let (http, url) = match &self.backend {
+            Backend::Files { dir } => return dir.is_dir(),
             Backend::V1 { http, ping_url, .. } => (http, ping_url),
             Backend::V2 {
                 http, health_url, ..
