@@ -28,6 +28,9 @@ enum Cmd {
         #[arg(long, default_value = "config/envmon.toml")]
         config: PathBuf,
     },
+    /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
+    /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
+    Decode(envmon::decode::cli::DecodeArgs),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run { config: _ } => ExitCode::FAILURE,
         Cmd::CheckConfig { config: _ } => ExitCode::FAILURE,
+        Cmd::Decode(a) => envmon::decode::cli::main(&a),
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
             CalcCmd::WaterClass(a) => {
