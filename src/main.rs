@@ -28,6 +28,9 @@ enum Cmd {
         #[arg(long, default_value = "config/envmon.toml")]
         config: PathBuf,
     },
+    /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
+    /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
+    Decode(envmon::decode::cli::DecodeArgs),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Decode(a) => envmon::decode::cli::main(&a),
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
             CalcCmd::WaterClass(a) => {

@@ -4,6 +4,7 @@
 //! error enum; [`DecodeError`] wraps them and gives a short, bounded `reason()` label for metrics
 //! and the dead-letter, while `Display` gives the full, human explanation.
 
+pub mod cli;
 pub mod hj212;
 pub mod json;
 pub mod senml;

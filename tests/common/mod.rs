@@ -36,6 +36,7 @@ pub mod influx;
 pub mod mosquitto;
 pub mod process;
 pub mod victoria;
+pub mod envmon;
 
 pub use influx::Influx1;
 pub use mosquitto::{Mosquitto, MosquittoOpts};
