@@ -189,7 +189,7 @@ impl Pipeline {
             self.batch.opened = Some(Instant::now());
         }
         let mut outcome = Outcome::Stored;
-        let readings = match env.payload {
+        let (readings, raw) = match env.payload {
             Payload::Raw(bytes) => {
                 let vendor = env
                     .vendor
@@ -202,7 +202,7 @@ impl Pipeline {
                     hj212: &self.settings.hj212,
                 };
                 match decode::decode(&env.format, &env.origin, &bytes, &ctx) {
-                    Ok(r) => r,
+                    Ok(r) => (r, Some(bytes)),
                     Err(e) => {
                         self.reject(&env.origin, e.station(), e.reason(), e.to_string(), &bytes);
                         self.push_msg(env.ack, Outcome::DeadLettered, env.origin);
@@ -210,7 +210,7 @@ impl Pipeline {
                     }
                 }
             }
-            Payload::Readings(r) => r,
+            Payload::Readings(r) => (r, None),
             Payload::Rejected {
                 reason,
                 detail,
@@ -223,14 +223,41 @@ impl Pipeline {
             }
         };
         let mut samples = Vec::with_capacity(readings.len());
+        // Readings rejected by normalisation: one dead-letter record per payload (with the
+        // original payload, so it can be replayed), each reading counted under its reason.
+        let mut rejected: Vec<(String, &'static str, String, Vec<u8>)> = Vec::new();
         for r in readings {
             let station = r.station.clone();
-            let raw = serde_json::to_vec(&r).unwrap_or_default();
+            let own = if raw.is_none() {
+                serde_json::to_vec(&r).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             match normalise::normalise(r, Some(&self.registry)) {
                 Ok(s) => samples.push(s),
-                Err(e) => {
-                    outcome = Outcome::DeadLettered;
-                    self.reject(&env.origin, Some(&station), e.reason(), e.to_string(), &raw);
+                Err(e) => rejected.push((station, e.reason(), e.to_string(), own)),
+            }
+        }
+        if !rejected.is_empty() {
+            outcome = Outcome::DeadLettered;
+            match &raw {
+                Some(bytes) => {
+                    for (_, reason, _, _) in &rejected[1..] {
+                        self.metrics.count_deadletter(reason);
+                    }
+                    let detail = rejected
+                        .iter()
+                        .map(|r| r.2.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let (station, reason, _, _) = &rejected[0];
+                    let (station, reason) = (station.clone(), *reason);
+                    self.reject(&env.origin, Some(&station), reason, detail, bytes);
+                }
+                None => {
+                    for (station, reason, detail, own) in rejected {
+                        self.reject(&env.origin, Some(&station), reason, detail, &own);
+                    }
                 }
             }
         }

@@ -134,14 +134,17 @@ fn kill_9_mid_stream_then_restart_loses_nothing_and_writes_nothing_twice() {
     let n = msgs.len();
     let rt = rt();
     let port = broker.port();
-    let publisher =
-        rt.spawn(async move { publish_all(port, "pub-kill", msgs, Duration::from_secs(120)).await });
+    let publisher = rt
+        .spawn(async move { publish_all(port, "pub-kill", msgs, Duration::from_secs(120)).await });
     // Kill once some, but not all, readings are stored.
     let partial = influx.wait_count("envmon", "air", "pm25", 300, Duration::from_secs(60));
     assert!(partial >= 300, "progress before the kill: {partial}");
     envmon.kill9();
     let at_kill = influx.count("envmon", "air", "pm25");
-    assert!(at_kill < n as u64, "killed mid-stream ({at_kill} of {n} stored)");
+    assert!(
+        at_kill < n as u64,
+        "killed mid-stream ({at_kill} of {n} stored)"
+    );
     std::thread::sleep(Duration::from_millis(500));
     envmon.start_again();
     let acked = rt.block_on(publisher).unwrap();
@@ -151,7 +154,11 @@ fn kill_9_mid_stream_then_restart_loses_nothing_and_writes_nothing_twice() {
     assert_exact(&influx, &exp);
     // Nothing left unacknowledged: the broker has no more to deliver, so a clean stop
     // leaves the counts where they are.
-    assert!(envmon.terminate(), "clean exit on SIGTERM:\n{}", envmon.log());
+    assert!(
+        envmon.terminate(),
+        "clean exit on SIGTERM:\n{}",
+        envmon.log()
+    );
     assert_eq!(influx.count("envmon", "air", "pm25"), n as u64);
 }
 
@@ -165,7 +172,12 @@ fn influxdb_down_for_30_seconds_loses_nothing() {
     let (first, mut exp) = messages(50, 0..10);
     let n1 = first.len();
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-a", first, Duration::from_secs(60))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-a",
+            first,
+            Duration::from_secs(60)
+        )),
         n1
     );
     assert_eq!(
@@ -180,7 +192,12 @@ fn influxdb_down_for_30_seconds_loses_nothing() {
     let n2 = second.len();
     // The broker takes the messages (QoS 1 PUBACK to the publisher) and holds them.
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-b", second, Duration::from_secs(60))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-b",
+            second,
+            Duration::from_secs(60)
+        )),
         n2
     );
     // envmon notices: readiness fails and write errors are counted.
@@ -222,13 +239,22 @@ fn v2_write_api_lands_exact_values_in_victoria_metrics() {
     let (msgs, exp) = messages(10, 0..20);
     let n = msgs.len();
     assert_eq!(
-        rt().block_on(publish_all(broker.port(), "pub-v2", msgs, Duration::from_secs(60))),
+        rt().block_on(publish_all(
+            broker.port(),
+            "pub-v2",
+            msgs,
+            Duration::from_secs(60)
+        )),
         n
     );
     let written = common::wait_until(Duration::from_secs(60), || {
         (envmon.metric("envmon_readings_written_total") >= (n * 5) as f64).then_some(())
     });
-    assert!(written.is_some(), "envmon wrote every reading:\n{}", envmon.log());
+    assert!(
+        written.is_some(),
+        "envmon wrote every reading:\n{}",
+        envmon.log()
+    );
     // Read back: VictoriaMetrics names a series <measurement>_<field>, time in ms.
     let got = common::wait_until(Duration::from_secs(30), || {
         let series = vm.export(r#"{__name__=~"air_(pm25|pm10|no2|so2|co)"}"#);
@@ -269,7 +295,12 @@ fn poison_message_is_dead_lettered_acked_and_never_redelivered() {
         good[1].clone(),
     ];
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-p", poison, Duration::from_secs(30))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-p",
+            poison,
+            Duration::from_secs(30)
+        )),
         3
     );
     assert_eq!(
@@ -291,7 +322,12 @@ fn poison_message_is_dead_lettered_acked_and_never_redelivered() {
     // Had the poison message not been acked, the persistent session would redeliver it now.
     let (later, _) = messages(1, 5..6);
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-q", later, Duration::from_secs(30))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-q",
+            later,
+            Duration::from_secs(30)
+        )),
         1
     );
     assert_eq!(

@@ -168,8 +168,9 @@ level = "info,envmon=debug"
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "envmon already running");
         self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("envmon-{}.log", self.starts)))
-            .expect("log file");
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("envmon-{}.log", self.starts)))
+                .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_envmon"))
             .arg("run")
             .arg("--config")
@@ -222,7 +223,8 @@ level = "info,envmon=debug"
     pub fn log(&self) -> String {
         let mut out = String::new();
         for i in 1..=self.starts {
-            if let Ok(mut f) = std::fs::File::open(self.dir.path().join(format!("envmon-{i}.log"))) {
+            if let Ok(mut f) = std::fs::File::open(self.dir.path().join(format!("envmon-{i}.log")))
+            {
                 let _ = f.read_to_string(&mut out);
             }
         }

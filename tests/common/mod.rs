@@ -31,12 +31,12 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod envmon;
 pub mod http;
 pub mod influx;
 pub mod mosquitto;
 pub mod process;
 pub mod victoria;
-pub mod envmon;
 
 pub use influx::Influx1;
 pub use mosquitto::{Mosquitto, MosquittoOpts};
