@@ -11,7 +11,8 @@
 //! Escaping follows the line protocol reference: measurement names escape `,` and space; tag
 //! keys, tag values and field keys escape `,`, `=` and space; string field values escape `"` and
 //! `\`. Line protocol cannot carry a newline or other control character in a tag value, so those
-//! are replaced by `_` (station ids come from payloads when no registry is used). A tag with an
+//! are replaced by `_` (station ids come from payloads when no registry is used), and so is a
+//! backslash, whose meaning parsers disagree on. A tag with an
 //! empty value is left out, as line protocol requires.
 
 use std::fmt::Write as _;
@@ -34,21 +35,19 @@ fn escape_measurement(out: &mut String, s: &str) {
 
 /// Append `s` escaped for a tag key, tag value or field key.
 fn escape_key(out: &mut String, s: &str) {
-    let mut prev_backslash = false;
     for c in s.chars() {
         match c {
             ',' | '=' | ' ' => {
                 out.push('\\');
                 out.push(c);
             }
+            // Parsers disagree on what `\\` means in keys and tag values (InfluxDB 1.x keeps
+            // both characters, InfluxDB 3 unescapes them) and a trailing backslash cannot be
+            // written at all, so a backslash becomes `_`, like a control character.
+            '\\' => out.push('_'),
             c if c.is_control() => out.push('_'),
             c => out.push(c),
         }
-        prev_backslash = c == '\\';
-    }
-    // A trailing backslash would escape the separator that follows it.
-    if prev_backslash {
-        out.push('\\');
     }
 }
 
@@ -242,7 +241,7 @@ mod tests {
         encode(&[s], &mut out);
         assert_eq!(
             out,
-            "air,interval=hour,station=a\\ b\\,c\\=d\\\\ p\\ m\\,\\=x=1.5 1795392000\n"
+            "air,interval=hour,station=a\\ b\\,c\\=d_ p\\ m\\,\\=x=1.5 1795392000\n"
         );
     }
 }
