@@ -338,3 +338,64 @@ fn group_shares_and_worst_section() {
     assert_eq!(g.good_pct, None);
     assert!(g.worst.is_empty());
 }
+
+#[test]
+fn sections_and_groups_from_the_registry() {
+    use envmon::indicators::water::group_members;
+    use envmon::registry::Registry;
+    let reg = Registry::parse(
+        r#"
+[[station]]
+id = "WJ-A01"
+name = "吴江开发区"
+name_en = "Wujiang Development Zone"
+kind = "air_national"
+district = "Wujiang"
+lat = 31.16
+lon = 120.64
+groups = ["一河三湖"]
+
+[[station]]
+id = "W-TP01"
+name = "太浦河金泽"
+name_en = "Taipu River Jinze"
+kind = "water_auto"
+district = "Qingpu"
+lat = 31.03
+lon = 120.92
+water_body = "太浦河"
+body_type = "river"
+target_class = "III"
+groups = ["一河三湖", "太湖入湖河流"]
+
+[[station]]
+id = "W-DSH01"
+name = "淀山湖"
+name_en = "Dianshan Lake"
+kind = "water_auto"
+district = "Kunshan"
+lat = 31.1
+lon = 120.95
+water_body = "淀山湖"
+body_type = "lake"
+target_class = "III"
+groups = ["一河三湖"]
+expected_interval_s = 14400
+"#,
+        "t",
+    )
+    .unwrap();
+    let s = Section::from_station(reg.get("W-DSH01").unwrap()).unwrap();
+    assert_eq!(s.body, BodyType::Lake);
+    assert_eq!(s.target, WaterClass(3));
+    assert_eq!(s.daily.expected_per_day, 6);
+    assert_eq!(s.tz, Shanghai);
+    assert!(Section::from_station(reg.get("WJ-A01").unwrap()).is_none());
+    let g = group_members(reg.stations());
+    assert_eq!(
+        g["一河三湖"],
+        vec!["W-TP01".to_string(), "W-DSH01".to_string()]
+    );
+    assert_eq!(g["太湖入湖河流"], vec!["W-TP01".to_string()]);
+    assert_eq!(g.len(), 2, "air stations are not water group members");
+}

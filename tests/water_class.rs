@@ -16,8 +16,9 @@ const BODIES: [BodyType; 3] = [BodyType::River, BodyType::Lake, BodyType::Reserv
 
 /// (item, limits I..V, class of a value AT each limit, class of a value 0.1 % ABOVE each limit).
 /// 6 = 劣Ⅴ. Maximum-type items whose limits are the same for rivers and lakes/reservoirs.
+type Row = (&'static str, [f64; 5], [u8; 5], [u8; 5]);
 #[rustfmt::skip]
-const MAX_ITEMS: &[(&str, [f64; 5], [u8; 5], [u8; 5])] = &[
+const MAX_ITEMS: &[Row] = &[
     ("codmn",          [2.0, 4.0, 6.0, 10.0, 15.0],                 [1, 2, 3, 4, 5], [2, 3, 4, 5, 6]),
     ("cod",            [15.0, 15.0, 20.0, 30.0, 40.0],              [1, 1, 3, 4, 5], [3, 3, 4, 5, 6]),
     ("bod5",           [3.0, 3.0, 4.0, 6.0, 10.0],                  [1, 1, 3, 4, 5], [3, 3, 4, 5, 6]),
