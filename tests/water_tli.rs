@@ -240,4 +240,10 @@ fn bloom_risk_levels_with_default_and_custom_thresholds() {
     );
     assert_eq!(r.level, BloomLevel::Warning);
     assert_eq!(r.to_json()["label"]["zh"], "预警");
+    assert!(custom.validate().is_ok());
+    assert!(t.validate().is_ok());
+    let unsorted: BloomThresholds = toml::from_str("chla_ug_l = [50.0, 10.0, 100.0]").unwrap();
+    let e = unsorted.validate().unwrap_err();
+    assert!(e.to_string().contains("chla_ug_l"), "{e}");
+    assert!(toml::from_str::<BloomThresholds>("chl = [1.0, 2.0, 3.0]").is_err());
 }

@@ -10,6 +10,8 @@
 
 use serde_json::{json, Value};
 
+use super::WaterError;
+
 /// Bloom-risk level; higher is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BloomLevel {
@@ -69,6 +71,24 @@ impl Default for BloomThresholds {
             chla_ug_l: [10.0, 50.0, 100.0],
             density_cells_l: [2.0e7, 1.0e8, 1.0e9],
         }
+    }
+}
+
+impl BloomThresholds {
+    /// Check an operator's thresholds: finite, ≥ 0 and strictly ascending (level 1 < 2 < 3).
+    pub fn validate(&self) -> Result<(), WaterError> {
+        for (name, b) in [
+            ("chla_ug_l", &self.chla_ug_l),
+            ("density_cells_l", &self.density_cells_l),
+        ] {
+            let ok = b.iter().all(|x| x.is_finite() && *x >= 0.0) && b[0] < b[1] && b[1] < b[2];
+            if !ok {
+                return Err(WaterError::BadConfig(format!(
+                    "{name} = {b:?}: 阈值须为非负且递增 / thresholds must be non-negative and strictly ascending"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -54,6 +54,8 @@ pub enum WaterError {
     BadArg { arg: String, reason: String },
     #[error("未给出 TLI 参数 / no TLI parameter given (chla, tp, tn, sd, codmn)")]
     NoTliParam,
+    #[error("配置错误 / bad configuration: {0}")]
+    BadConfig(String),
     #[error("没有可评价的项目 / no item could be evaluated{0}")]
     NothingEvaluated(String),
 }
