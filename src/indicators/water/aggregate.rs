@@ -29,8 +29,7 @@ use crate::model::{BodyType, Flag, StationKind};
 use crate::registry::{Station, WaterClass};
 
 use super::class::{
-    class_roman, evaluate, round_half_even, validate, EvalOptions, Exceedance, Obs, Param,
-    SampleClass, PH_RANGE,
+    evaluate, round_half_even, validate, EvalOptions, Exceedance, Obs, Param, SampleClass, PH_RANGE,
 };
 use super::WaterError;
 
@@ -565,7 +564,7 @@ impl GroupStats {
             "meeting_target_pct": pct(self.meeting_pct),
             "worst": self.worst.iter().map(|w| json!({
                 "section": w.section,
-                "class": class_roman(w.class),
+                "class": w.class.roman(),
                 "class_num": w.class.0,
                 "determining": w.determining.iter().map(|p| p.name()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),

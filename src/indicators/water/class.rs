@@ -566,11 +566,6 @@ pub fn evaluate(
     })
 }
 
-/// Roman label of a class: `I`..`V`, `劣V` (class 6).
-pub fn class_roman(c: WaterClass) -> &'static str {
-    c.roman()
-}
-
 /// Bilingual label: `Ⅲ类` / `class III`, `劣Ⅴ类` / `worse than class V`.
 pub fn class_label(c: WaterClass) -> (&'static str, &'static str) {
     match c.0 {
@@ -626,7 +621,7 @@ fn exceedance_json(list: &[Exceedance]) -> Value {
             e.param.name().into(),
             json!({
                 "value": e.value,
-                "class": class_roman(e.class),
+                "class": e.class.roman(),
                 "limit": e.limit,
                 "multiple": e.multiple.map(|x| round_half_even(x, 2)),
             }),
@@ -642,13 +637,13 @@ impl SampleClass {
         let names = |v: &[Param]| v.iter().map(|p| p.name()).collect::<Vec<_>>();
         let classes = |m: &BTreeMap<Param, WaterClass>| {
             m.iter()
-                .map(|(p, c)| (p.name().to_string(), Value::from(class_roman(*c))))
+                .map(|(p, c)| (p.name().to_string(), Value::from(c.roman())))
                 .collect::<Map<_, _>>()
         };
         let mut o = Map::new();
         o.insert("standard".into(), self.standard.as_str().into());
         o.insert("body".into(), self.body.as_str().into());
-        o.insert("class".into(), self.class.map(class_roman).into());
+        o.insert("class".into(), self.class.map(WaterClass::roman).into());
         o.insert("class_num".into(), self.class.map(|c| c.0).into());
         o.insert(
             "label".into(),
@@ -673,7 +668,7 @@ impl SampleClass {
             o.insert("not_evaluated".into(), Value::Object(ne));
         }
         if let Some(t) = self.target {
-            o.insert("target".into(), class_roman(t).into());
+            o.insert("target".into(), t.roman().into());
             o.insert("meets_target".into(), self.meets_target.into());
             o.insert("exceedance".into(), exceedance_json(&self.exceedances));
             o.insert(
