@@ -399,3 +399,39 @@ expected_interval_s = 14400
     assert_eq!(g["太湖入湖河流"], vec!["W-TP01".to_string()]);
     assert_eq!(g.len(), 2, "air stations are not water group members");
 }
+
+#[test]
+fn odd_periods_do_not_panic() {
+    let s = section("x", BodyType::River, 3, 3600);
+    let days = daily_means(&taipu_november(), Shanghai, &s.daily);
+    let opts = EvalOptions::routine();
+    let rules = AggregationRules::default();
+    for p in [
+        Period::Month {
+            year: 2026,
+            month: 13,
+        },
+        Period::Month {
+            year: 2026,
+            month: 0,
+        },
+        Period::Month {
+            year: i32::MAX,
+            month: 12,
+        },
+        Period::Day(NaiveDate::MIN),
+    ] {
+        let r = evaluate_period(&s, &days, p, &rules, &opts).unwrap();
+        assert_eq!(r.class(), None, "{p:?}");
+    }
+    // February has 28 days in 2026.
+    assert_eq!(
+        Period::Month {
+            year: 2026,
+            month: 2
+        }
+        .range()
+        .1,
+        NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()
+    );
+}

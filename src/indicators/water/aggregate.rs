@@ -200,19 +200,23 @@ pub enum Period {
 }
 
 impl Period {
-    /// First and last day (inclusive).
+    /// First and last day (inclusive); for an invalid month an empty range (first > last).
     pub fn range(&self) -> (NaiveDate, NaiveDate) {
         match *self {
             Period::Day(d) => (d, d),
             Period::Month { year, month } => {
-                let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MIN);
+                let first = NaiveDate::from_ymd_opt(year, month, 1);
                 let next = if month >= 12 {
-                    NaiveDate::from_ymd_opt(year + 1, 1, 1)
+                    year.checked_add(1)
+                        .and_then(|y| NaiveDate::from_ymd_opt(y, 1, 1))
                 } else {
                     NaiveDate::from_ymd_opt(year, month + 1, 1)
                 };
-                let last = next.and_then(|n| n.pred_opt()).unwrap_or(first);
-                (first, last)
+                match (first, next.and_then(|n| n.pred_opt())) {
+                    (Some(a), Some(b)) => (a, b),
+                    // Invalid month (0, 13, out of chrono's range): an empty range (from > to).
+                    _ => (NaiveDate::MAX, NaiveDate::MIN),
+                }
             }
             Period::YearToDate { through } => (
                 NaiveDate::from_ymd_opt(through.year(), 1, 1).unwrap_or(through),
@@ -331,6 +335,9 @@ fn stats_over(
 ) -> (BTreeMap<Param, Stat>, BTreeMap<Param, u32>) {
     let mut per: BTreeMap<Param, Vec<Stat>> = BTreeMap::new();
     let mut seen_short: BTreeMap<Param, u32> = BTreeMap::new();
+    if from > to {
+        return Default::default();
+    }
     for (_, d) in days.range(from..=to) {
         for (&p, &s) in &d.params {
             per.entry(p).or_default().push(s);

@@ -355,7 +355,7 @@ pub fn validate(param: Param, value: f64) -> Result<(), WaterError> {
         return Err(WaterError::NotFinite { param: name });
     }
     match param {
-        // Water temperature may be below zero (supercooled / brackish); only finiteness matters.
+        // Water temperature may be slightly below 0 °C; only finiteness matters.
         Param::WaterTemp => Ok(()),
         Param::Ph if !(0.0..=14.0).contains(&value) => Err(WaterError::OutOfRange {
             param: name,
