@@ -487,6 +487,16 @@ pub enum NormaliseError {
 }
 
 impl NormaliseError {
+    /// Every label [`NormaliseError::reason`] can return.
+    pub const REASONS: [&'static str; 6] = [
+        "unknown station",
+        "unknown unit",
+        "incompatible unit",
+        "implausible value",
+        "non-finite value",
+        "bad parameter name",
+    ];
+
     /// Short, fixed label for metrics and the dead-letter.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -517,7 +527,7 @@ pub const MAX_PARAM_LEN: usize = 64;
 /// Longest unit string kept for an unknown parameter.
 pub const MAX_UNIT_LEN: usize = 32;
 /// How many distinct unit spellings of unknown parameters are remembered (bounded memory).
-pub const MAX_INTERNED_UNITS: usize = 256;
+pub const MAX_INTERNED_UNITS: usize = 1024;
 
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -777,6 +787,13 @@ mod tests {
         assert_eq!(e.reason(), "incompatible unit");
         let e = normalise(reading("pm25", 1.0, Some("furlong")), None).unwrap_err();
         assert_eq!(e.reason(), "unknown unit");
+        for e in [
+            normalise(reading("", 1.0, None), None).unwrap_err(),
+            normalise(reading("pm25", f64::NAN, None), None).unwrap_err(),
+            normalise(reading("x", 1.0, None), Some(&Registry::default())).unwrap_err(),
+        ] {
+            assert!(NormaliseError::REASONS.contains(&e.reason()), "{e}");
+        }
         let s = normalise(reading("VOC", 1.5, Some("ppb")), None).unwrap();
         assert_eq!((s.param.as_str(), s.unit), ("voc", "ppb"));
         let s = normalise(reading("Odd", 1.5, Some("widgets/h")), None).unwrap();

@@ -190,7 +190,11 @@ fn every_malformed_fixture_gets_its_reason() {
         assert!(msg.len() < 400, "message not bounded: {msg}");
         seen.insert(want.to_string());
     }
-    assert!(seen.len() >= 12, "only {} distinct reasons: {seen:?}", seen.len());
+    assert!(
+        seen.len() >= 12,
+        "only {} distinct reasons: {seen:?}",
+        seen.len()
+    );
 }
 
 #[test]
@@ -292,7 +296,10 @@ fn epoch_units_told_apart_by_magnitude() {
     assert_eq!(time_of("1795392000000000000").unwrap(), want);
     assert_eq!(time_of("\"1795392000\"").unwrap(), want);
     assert_eq!(time_of("\"1795392000000\"").unwrap(), want);
-    assert_eq!(time_of("1795392000.4").unwrap(), t("2026-11-23T00:00:00.400Z"));
+    assert_eq!(
+        time_of("1795392000.4").unwrap(),
+        t("2026-11-23T00:00:00.400Z")
+    );
     assert_eq!(time_of("\"20261123080000\"").unwrap(), want); // yyyyMMddHHmmss, local
     assert_eq!(time_of("\"2026-11-23T08:00:00\"").unwrap(), want);
     assert_eq!(time_of("\"2026/11/23 08:00\"").unwrap(), want);
@@ -323,12 +330,11 @@ fn time_window_edges() {
 
 /// The `[vendor.example]` block of docs/formats.md, parsed as the config parses it.
 fn doc_vendor_example() -> VendorMapping {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/formats.md"
-    ))
-    .unwrap();
-    let start = doc.find("<!-- vendor-example -->").expect("marker in formats.md");
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();
+    let start = doc
+        .find("<!-- vendor-example -->")
+        .expect("marker in formats.md");
     let rest = &doc[start..];
     let block_start = rest.find("```toml\n").unwrap() + "```toml\n".len();
     let block_len = rest[block_start..].find("```").unwrap();
@@ -415,11 +421,17 @@ units = { "v.no2" = "ppb" }
     let e = vendor_decode(&vm, r#"{"id":1,"ts":1795392000000,"v":{"pm25":1}}"#).unwrap_err();
     assert_eq!(e.reason(), "missing field");
     assert!(e.to_string().contains("v.no2"), "{e}");
-    let e =
-        vendor_decode(&vm, r#"{"id":1,"ts":1795392000000,"v":{"pm25":"NaN","no2":1}}"#).unwrap_err();
+    let e = vendor_decode(
+        &vm,
+        r#"{"id":1,"ts":1795392000000,"v":{"pm25":"NaN","no2":1}}"#,
+    )
+    .unwrap_err();
     assert_eq!(e.reason(), "non-finite value");
-    let e = vendor_decode(&vm, r#"{"id":[1],"ts":1795392000000,"v":{"pm25":1,"no2":1}}"#)
-        .unwrap_err();
+    let e = vendor_decode(
+        &vm,
+        r#"{"id":[1],"ts":1795392000000,"v":{"pm25":1,"no2":1}}"#,
+    )
+    .unwrap_err();
     assert_eq!(e.reason(), "bad field type");
 
     // Auto mode at the root, epoch seconds, station from the topic, interval field.
@@ -454,20 +466,23 @@ flags = { "pm25" = "q" }
     assert_eq!(e.reason(), "bad vendor mapping");
     let bad: VendorMapping = toml::from_str(r#"timezone = "Mars/Olympus""#).unwrap();
     assert!(bad.validate().is_err());
-    assert!(toml::from_str::<VendorMapping>("colour = 1").is_err(), "deny_unknown_fields");
+    assert!(
+        toml::from_str::<VendorMapping>("colour = 1").is_err(),
+        "deny_unknown_fields"
+    );
 }
 
 #[test]
 fn all_reason_labels_are_distinct_and_documented() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/formats.md"
-    ))
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();
     let labels: BTreeSet<&str> = json::ErrorKind::ALL.iter().map(|k| k.reason()).collect();
     assert_eq!(labels.len(), json::ErrorKind::ALL.len());
     for l in labels {
-        assert!(doc.contains(&format!("| `{l}` |")), "{l} missing in formats.md §5");
+        assert!(
+            doc.contains(&format!("| `{l}` |")),
+            "{l} missing in formats.md §5"
+        );
     }
 }
 
