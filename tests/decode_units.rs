@@ -163,6 +163,9 @@ fn unknown_parameters_are_kept() {
     assert_eq!(s.unit, "");
     assert_eq!(s.measurement(), "air");
     assert_eq!(norm("NH3-N", 0.5, None).unwrap().measurement(), "water");
+    // PM1.0 is kept as an unknown parameter, not mistaken for PM10.
+    let s = norm("PM1.0", 12.0, Some("ug/m3")).unwrap();
+    assert_eq!((s.param.as_str(), s.unit), ("pm1.0", "ug/m3"));
 }
 
 #[test]
