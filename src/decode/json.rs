@@ -596,7 +596,7 @@ fn decode_envmon_object(
         if let Some(k) = obj.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
             return Err(ErrorDetail::new(
                 ErrorKind::UnknownField,
-                k.clone(),
+                snippet(k.as_bytes()),
                 "envmon JSON has only station, time, interval and readings",
             ));
         }
