@@ -270,17 +270,34 @@ const ALIASES: &[(&str, &str)] = &[
     ("transparency", "sd"),
 ];
 
-/// The comparison key for parameter names: lower case, ASCII only, without ` ._-()`.
-/// `PM2.5`, `pm2_5`, `PM25` → `pm25`; `NH3-N` → `nh3n`; `Cr(VI)` → `crvi`.
+/// The comparison key for parameter names: lower case, without ` _-()` and `.`, except that a
+/// `.` or `_` between two digits becomes `p` (a decimal point), so `PM2.5`, `pm2_5` → `pm2p5`
+/// (an alias of `pm25`) while `PM1.0` → `pm1p0` does not collide with `pm10`.
+/// `NH3-N` → `nh3n`; `Cr(VI)` → `crvi`.
 pub fn alias_key(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, ' ' | '.' | '_' | '-' | '(' | ')'))
-        .flat_map(char::to_lowercase)
-        .collect()
+    let chars: Vec<char> = name.chars().filter(|c| *c != ' ').collect();
+    let mut out = String::with_capacity(chars.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '.' | '_' => {
+                let digit_before = i > 0 && chars[i - 1].is_ascii_digit();
+                let digit_after = chars.get(i + 1).is_some_and(|d| d.is_ascii_digit());
+                if digit_before && digit_after {
+                    out.push('p');
+                }
+            }
+            '-' | '(' | ')' => {}
+            other => out.extend(other.to_lowercase()),
+        }
+    }
+    out
 }
 
 /// The canonical parameter for a name or alias (case-insensitive), if any.
 pub fn canonical_param(name: &str) -> Option<&'static ParamSpec> {
+    if let Some(p) = PARAMS.iter().find(|p| p.name == name) {
+        return Some(p);
+    }
     let key = alias_key(name);
     let canon = ALIASES.iter().find(|(a, _)| *a == key).map(|(_, c)| *c)?;
     PARAMS.iter().find(|p| p.name == canon)
@@ -487,6 +504,16 @@ pub enum NormaliseError {
 }
 
 impl NormaliseError {
+    /// Every label [`NormaliseError::reason`] can return.
+    pub const REASONS: [&'static str; 6] = [
+        "unknown station",
+        "unknown unit",
+        "incompatible unit",
+        "implausible value",
+        "non-finite value",
+        "bad parameter name",
+    ];
+
     /// Short, fixed label for metrics and the dead-letter.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -517,7 +544,7 @@ pub const MAX_PARAM_LEN: usize = 64;
 /// Longest unit string kept for an unknown parameter.
 pub const MAX_UNIT_LEN: usize = 32;
 /// How many distinct unit spellings of unknown parameters are remembered (bounded memory).
-pub const MAX_INTERNED_UNITS: usize = 256;
+pub const MAX_INTERNED_UNITS: usize = 1024;
 
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -759,6 +786,10 @@ mod tests {
         assert_eq!(canonical_param("Cr(VI)").unwrap().name, "cr6");
         assert_eq!(canonical_param("Wind_Speed").unwrap().name, "wind_speed");
         assert!(canonical_param("voc").is_none());
+        // PM1.0 is not PM10.
+        assert!(canonical_param("PM1.0").is_none());
+        assert!(canonical_param("pm1_0").is_none());
+        assert_eq!(canonical_param("PM 2.5").unwrap().name, "pm25");
         // every canonical name maps to itself
         for p in PARAMS {
             assert_eq!(canonical_param(p.name).unwrap().name, p.name);
@@ -777,6 +808,13 @@ mod tests {
         assert_eq!(e.reason(), "incompatible unit");
         let e = normalise(reading("pm25", 1.0, Some("furlong")), None).unwrap_err();
         assert_eq!(e.reason(), "unknown unit");
+        for e in [
+            normalise(reading("", 1.0, None), None).unwrap_err(),
+            normalise(reading("pm25", f64::NAN, None), None).unwrap_err(),
+            normalise(reading("x", 1.0, None), Some(&Registry::default())).unwrap_err(),
+        ] {
+            assert!(NormaliseError::REASONS.contains(&e.reason()), "{e}");
+        }
         let s = normalise(reading("VOC", 1.5, Some("ppb")), None).unwrap();
         assert_eq!((s.param.as_str(), s.unit), ("voc", "ppb"));
         let s = normalise(reading("Odd", 1.5, Some("widgets/h")), None).unwrap();

@@ -596,7 +596,7 @@ fn decode_envmon_object(
         if let Some(k) = obj.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
             return Err(ErrorDetail::new(
                 ErrorKind::UnknownField,
-                k.clone(),
+                snippet(k.as_bytes()),
                 "envmon JSON has only station, time, interval and readings",
             ));
         }
@@ -1053,24 +1053,31 @@ impl VendorMapping {
                 let Value::Object(m) = robj else {
                     return Ok(());
                 };
-                let root_level = |p: Option<&str>| -> Option<String> {
+                // Station/time/interval fields inside the readings object are not readings.
+                let inside = |p: Option<&str>| -> Option<String> {
+                    let p = p?;
                     if rpath.is_empty() {
-                        p.map(|p| p.split('.').next().unwrap_or(p).to_string())
+                        Some(p.to_string())
                     } else {
-                        None
+                        p.strip_prefix(rpath)
+                            .and_then(|r| r.strip_prefix('.'))
+                            .map(str::to_string)
                     }
                 };
                 let skip: Vec<String> = [
-                    root_level(self.station.as_deref()),
-                    root_level(Some(tpath)),
-                    root_level(self.interval_field.as_deref()),
+                    inside(self.station.as_deref()),
+                    inside(Some(tpath)),
+                    inside(self.interval_field.as_deref()),
                 ]
                 .into_iter()
                 .flatten()
                 .chain(self.flags.values().cloned())
                 .collect();
                 for (k, v) in m {
-                    if self.ignore.iter().any(|i| i == k) || skip.iter().any(|s| s == k) {
+                    let is_meta = skip
+                        .iter()
+                        .any(|s| s == k || s.starts_with(&format!("{k}.")));
+                    if is_meta || self.ignore.iter().any(|i| i == k) {
                         continue;
                     }
                     // Only JSON numbers are readings in auto mode; strings, booleans, nulls,
