@@ -24,7 +24,7 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub format: Format,
     /// MQTT topic the payloads arrived on (station id = last level when the payload names
-    /// none). Default: env/<format>/unknown.
+    /// none). Default: `env/<format>/unknown`.
     #[arg(long)]
     pub topic: Option<String>,
     /// Config file: enables the station registry (unknown stations are rejected, local times
