@@ -483,6 +483,10 @@ impl Settings {
                 }
             }
         }
+        for (name, v) in &self.vendor {
+            v.validate()
+                .map_err(|r| invalid(format!("vendor.{name}"), r))?;
+        }
         let f = &self.influxdb;
         if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
             return Err(invalid(
