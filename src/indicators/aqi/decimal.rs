@@ -191,11 +191,26 @@ mod tests {
         let d = Dec::from_f64(0.35).unwrap();
         assert_eq!(d.to_string(), "0.35");
         assert_eq!(d.round_half_even(1).to_string(), "0.4");
-        assert_eq!(Dec::from_f64(0.25).unwrap().round_half_even(1).to_string(), "0.2");
-        assert_eq!(Dec::from_f64(60.5).unwrap().round_half_even(0).to_string(), "60");
-        assert_eq!(Dec::from_f64(61.5).unwrap().round_half_even(0).to_string(), "62");
-        assert_eq!(Dec::from_f64(60.51).unwrap().round_half_even(0).to_string(), "61");
-        assert_eq!(Dec::from_f64(-2.5).unwrap().round_half_even(0).to_string(), "-2");
+        assert_eq!(
+            Dec::from_f64(0.25).unwrap().round_half_even(1).to_string(),
+            "0.2"
+        );
+        assert_eq!(
+            Dec::from_f64(60.5).unwrap().round_half_even(0).to_string(),
+            "60"
+        );
+        assert_eq!(
+            Dec::from_f64(61.5).unwrap().round_half_even(0).to_string(),
+            "62"
+        );
+        assert_eq!(
+            Dec::from_f64(60.51).unwrap().round_half_even(0).to_string(),
+            "61"
+        );
+        assert_eq!(
+            Dec::from_f64(-2.5).unwrap().round_half_even(0).to_string(),
+            "-2"
+        );
         assert!(Dec::from_f64(f64::NAN).is_none());
         assert!(Dec::from_f64(1e300).is_none());
         assert_eq!(Dec::from_f64(1e-7).unwrap().to_string(), "0.0000001");

@@ -289,7 +289,11 @@ pub fn edition_concentration(edition: Edition, column: Column, c: Dec) -> Dec {
 /// IAQI of one concentration (validated; rounded first under 2026).
 pub fn iaqi(edition: Edition, column: Column, value: f64) -> Result<SubIndex, AqiError> {
     let c = concentration(&format!("{column:?}").to_ascii_lowercase(), value)?;
-    Ok(sub_index(edition, column, edition_concentration(edition, column, c)))
+    Ok(sub_index(
+        edition,
+        column,
+        edition_concentration(edition, column, c),
+    ))
 }
 
 /// Concentrations given to [`aqi`]; `None` = not measured / missing / invalid.
@@ -524,12 +528,20 @@ pub fn aqi(
                 format!(
                     "{ind} 不是 HJ 633-{} {}的指标，已忽略",
                     edition.label(),
-                    if period == Period::Hour { "实时报" } else { "日报" }
+                    if period == Period::Hour {
+                        "实时报"
+                    } else {
+                        "日报"
+                    }
                 ),
                 format!(
                     "{ind} is not an indicator of the HJ 633-{} {} report; ignored",
                     edition.label(),
-                    if period == Period::Hour { "real-time" } else { "daily" }
+                    if period == Period::Hour {
+                        "real-time"
+                    } else {
+                        "daily"
+                    }
                 ),
             ));
         }
@@ -552,7 +564,9 @@ pub fn aqi(
                 if fixed_rule {
                     res.notes.push(note(
                         format!("{ind} > 800 µg/m³：按 HJ 633-2026 表3 注 计为 IAQI {iaqi}"),
-                        format!("{ind} > 800 µg/m³: counted as IAQI {iaqi} (HJ 633-2026 Table 3 note)"),
+                        format!(
+                            "{ind} > 800 µg/m³: counted as IAQI {iaqi} (HJ 633-2026 Table 3 note)"
+                        ),
                     ));
                 }
                 Some((iaqi, beyond_index))
@@ -697,9 +711,7 @@ pub fn parse_values(pairs: &[String]) -> Result<AirValues, AqiError> {
     let mut v = AirValues::default();
     for p in pairs {
         let (k, val) = p.split_once('=').ok_or_else(|| {
-            AqiError::BadArgument(format!(
-                "{p:?} 应为 name=value 形式 should be name=value"
-            ))
+            AqiError::BadArgument(format!("{p:?} 应为 name=value 形式 should be name=value"))
         })?;
         let ind: Indicator = k.parse()?;
         if v.get(ind).is_some() {
@@ -726,15 +738,13 @@ fn today_shanghai() -> NaiveDate {
 /// Run `envmon calc aqi`: the JSON text to print, or a message for stderr.
 pub fn calc_cli(args: &CalcAqiArgs) -> Result<String, String> {
     let date = match &args.date {
-        Some(d) => NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
-            format!("--date {d:?}: 日期格式应为 YYYY-MM-DD, expected YYYY-MM-DD")
-        })?,
+        Some(d) => NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+            .map_err(|_| format!("--date {d:?}: 日期格式应为 YYYY-MM-DD, expected YYYY-MM-DD"))?,
         None => today_shanghai(),
     };
     let edition = match &args.edition {
-        Some(e) => Edition::parse(e).ok_or_else(|| {
-            format!("--edition {e:?}: 应为 2012 或 2026, expected 2012 or 2026")
-        })?,
+        Some(e) => Edition::parse(e)
+            .ok_or_else(|| format!("--edition {e:?}: 应为 2012 或 2026, expected 2012 or 2026"))?,
         None => Edition::for_date(date),
     };
     if args.values.is_empty() {

@@ -84,7 +84,12 @@ pub struct AnnualStats {
     pub provisional: bool,
 }
 
-fn series(days: &[DailyRecord], year: i32, through: NaiveDate, f: fn(&DailyRecord) -> Option<f64>) -> (Vec<NaiveDate>, Vec<f64>) {
+fn series(
+    days: &[DailyRecord],
+    year: i32,
+    through: NaiveDate,
+    f: fn(&DailyRecord) -> Option<f64>,
+) -> (Vec<NaiveDate>, Vec<f64>) {
     let mut dates = Vec::new();
     let mut vals = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -157,16 +157,73 @@ pub static HJ633_2012: BreakpointTable = BreakpointTable {
     edition: Edition::Hj633_2012,
     source: "HJ 633-2012 表1 (Table 1)",
     columns: [
-        (Column::So2_24h, [s(0), s(50), s(150), s(475), s(800), s(1600), s(2100), s(2620)]),
-        (Column::So2_1h, [s(0), s(150), s(500), s(650), s(800), None, None, None]),
-        (Column::No2_24h, [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)]),
-        (Column::No2_1h, [s(0), s(100), s(200), s(700), s(1200), s(2340), s(3090), s(3840)]),
-        (Column::Co_24h, [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)]),
-        (Column::Co_1h, [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)]),
-        (Column::O3_1h, [s(0), s(160), s(200), s(300), s(400), s(800), s(1000), s(1200)]),
-        (Column::O3_8h, [s(0), s(100), s(160), s(215), s(265), s(800), None, None]),
-        (Column::Pm10_24h, [s(0), s(50), s(150), s(250), s(350), s(420), s(500), s(600)]),
-        (Column::Pm25_24h, [s(0), s(35), s(75), s(115), s(150), s(250), s(350), s(500)]),
+        (
+            Column::So2_24h,
+            [
+                s(0),
+                s(50),
+                s(150),
+                s(475),
+                s(800),
+                s(1600),
+                s(2100),
+                s(2620),
+            ],
+        ),
+        (
+            Column::So2_1h,
+            [s(0), s(150), s(500), s(650), s(800), None, None, None],
+        ),
+        (
+            Column::No2_24h,
+            [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)],
+        ),
+        (
+            Column::No2_1h,
+            [
+                s(0),
+                s(100),
+                s(200),
+                s(700),
+                s(1200),
+                s(2340),
+                s(3090),
+                s(3840),
+            ],
+        ),
+        (
+            Column::Co_24h,
+            [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)],
+        ),
+        (
+            Column::Co_1h,
+            [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)],
+        ),
+        (
+            Column::O3_1h,
+            [
+                s(0),
+                s(160),
+                s(200),
+                s(300),
+                s(400),
+                s(800),
+                s(1000),
+                s(1200),
+            ],
+        ),
+        (
+            Column::O3_8h,
+            [s(0), s(100), s(160), s(215), s(265), s(800), None, None],
+        ),
+        (
+            Column::Pm10_24h,
+            [s(0), s(50), s(150), s(250), s(350), s(420), s(500), s(600)],
+        ),
+        (
+            Column::Pm25_24h,
+            [s(0), s(35), s(75), s(115), s(150), s(250), s(350), s(500)],
+        ),
     ],
 };
 
@@ -177,16 +234,73 @@ pub static HJ633_2026: BreakpointTable = BreakpointTable {
     edition: Edition::Hj633_2026,
     source: "HJ 633-2026 表3 (Table 3)",
     columns: [
-        (Column::So2_24h, [s(0), s(50), s(150), s(475), s(800), s(1600), s(2100), s(2620)]),
-        (Column::So2_1h, [s(0), s(150), s(500), s(650), s(800), None, None, None]),
-        (Column::No2_24h, [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)]),
-        (Column::No2_1h, [s(0), s(100), s(200), s(700), s(1200), s(2340), s(3090), s(3840)]),
-        (Column::Co_24h, [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)]),
-        (Column::Co_1h, [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)]),
-        (Column::O3_1h, [s(0), s(160), s(200), s(300), s(400), s(800), s(1000), s(1200)]),
-        (Column::O3_8h, [s(0), s(100), s(160), s(215), s(265), s(800), None, None]),
-        (Column::Pm10_24h, [s(0), s(50), s(120), s(250), s(350), s(420), s(500), s(600)]),
-        (Column::Pm25_24h, [s(0), s(35), s(60), s(115), s(150), s(250), s(350), s(500)]),
+        (
+            Column::So2_24h,
+            [
+                s(0),
+                s(50),
+                s(150),
+                s(475),
+                s(800),
+                s(1600),
+                s(2100),
+                s(2620),
+            ],
+        ),
+        (
+            Column::So2_1h,
+            [s(0), s(150), s(500), s(650), s(800), None, None, None],
+        ),
+        (
+            Column::No2_24h,
+            [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)],
+        ),
+        (
+            Column::No2_1h,
+            [
+                s(0),
+                s(100),
+                s(200),
+                s(700),
+                s(1200),
+                s(2340),
+                s(3090),
+                s(3840),
+            ],
+        ),
+        (
+            Column::Co_24h,
+            [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)],
+        ),
+        (
+            Column::Co_1h,
+            [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)],
+        ),
+        (
+            Column::O3_1h,
+            [
+                s(0),
+                s(160),
+                s(200),
+                s(300),
+                s(400),
+                s(800),
+                s(1000),
+                s(1200),
+            ],
+        ),
+        (
+            Column::O3_8h,
+            [s(0), s(100), s(160), s(215), s(265), s(800), None, None],
+        ),
+        (
+            Column::Pm10_24h,
+            [s(0), s(50), s(120), s(250), s(350), s(420), s(500), s(600)],
+        ),
+        (
+            Column::Pm25_24h,
+            [s(0), s(35), s(60), s(115), s(150), s(250), s(350), s(500)],
+        ),
     ],
 };
 
@@ -244,12 +358,48 @@ pub struct Level {
 /// HJ 633-2012 Table 2 and Appendix A (= HJ 633-2026 Table 1 and Appendix A.1; standards.md §1.3, §8.2).
 /// English names: customary MEE translations.
 pub static LEVELS: [Level; 6] = [
-    Level { level: 1, max_aqi: 50, zh: "优", en: "Excellent", color: "#00E400" },
-    Level { level: 2, max_aqi: 100, zh: "良", en: "Good", color: "#FFFF00" },
-    Level { level: 3, max_aqi: 150, zh: "轻度污染", en: "Lightly polluted", color: "#FF7E00" },
-    Level { level: 4, max_aqi: 200, zh: "中度污染", en: "Moderately polluted", color: "#FF0000" },
-    Level { level: 5, max_aqi: 300, zh: "重度污染", en: "Heavily polluted", color: "#99004C" },
-    Level { level: 6, max_aqi: u32::MAX, zh: "严重污染", en: "Severely polluted", color: "#7E0023" },
+    Level {
+        level: 1,
+        max_aqi: 50,
+        zh: "优",
+        en: "Excellent",
+        color: "#00E400",
+    },
+    Level {
+        level: 2,
+        max_aqi: 100,
+        zh: "良",
+        en: "Good",
+        color: "#FFFF00",
+    },
+    Level {
+        level: 3,
+        max_aqi: 150,
+        zh: "轻度污染",
+        en: "Lightly polluted",
+        color: "#FF7E00",
+    },
+    Level {
+        level: 4,
+        max_aqi: 200,
+        zh: "中度污染",
+        en: "Moderately polluted",
+        color: "#FF0000",
+    },
+    Level {
+        level: 5,
+        max_aqi: 300,
+        zh: "重度污染",
+        en: "Heavily polluted",
+        color: "#99004C",
+    },
+    Level {
+        level: 6,
+        max_aqi: u32::MAX,
+        zh: "严重污染",
+        en: "Severely polluted",
+        color: "#7E0023",
+    },
 ];
 
 /// The level of an AQI value.
@@ -442,12 +592,26 @@ mod tests {
     #[test]
     fn regimes_by_date() {
         let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
-        assert_eq!(LimitRegime::for_date(d(2026, 2, 28)), LimitRegime::Gb3095_2012);
+        assert_eq!(
+            LimitRegime::for_date(d(2026, 2, 28)),
+            LimitRegime::Gb3095_2012
+        );
         assert_eq!(
             LimitRegime::for_date(d(2030, 12, 31)),
             LimitRegime::Gb3095_2026Transition
         );
-        assert_eq!(LimitRegime::for_date(d(2031, 1, 1)), LimitRegime::Gb3095_2026Final);
-        assert_eq!(limit(LimitRegime::Gb3095_2012, Grade::I, Pollutant::Co, Averaging::Annual), None);
+        assert_eq!(
+            LimitRegime::for_date(d(2031, 1, 1)),
+            LimitRegime::Gb3095_2026Final
+        );
+        assert_eq!(
+            limit(
+                LimitRegime::Gb3095_2012,
+                Grade::I,
+                Pollutant::Co,
+                Averaging::Annual
+            ),
+            None
+        );
     }
 }
