@@ -41,6 +41,13 @@ impl Dec {
         if !v.is_finite() || v.abs() > MAX_ABS {
             return None;
         }
+        if v.fract() == 0.0 {
+            // Integral (|v| ≤ 1e15 < 2^53): exact without going through text.
+            return Some(Dec {
+                mant: v as i128,
+                scale: 0,
+            });
+        }
         Dec::parse(&format!("{v}"))
     }
 

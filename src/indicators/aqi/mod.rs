@@ -288,7 +288,7 @@ pub fn edition_concentration(edition: Edition, column: Column, c: Dec) -> Dec {
 
 /// IAQI of one concentration (validated; rounded first under 2026).
 pub fn iaqi(edition: Edition, column: Column, value: f64) -> Result<SubIndex, AqiError> {
-    let c = concentration(&format!("{column:?}").to_ascii_lowercase(), value)?;
+    let c = concentration(column.as_str(), value)?;
     Ok(sub_index(
         edition,
         column,

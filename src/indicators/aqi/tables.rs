@@ -102,6 +102,22 @@ impl Column {
         Column::Pm25_24h,
     ];
 
+    /// Snake-case name (`so2_24h`, `pm25_24h`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Column::So2_24h => "so2_24h",
+            Column::So2_1h => "so2_1h",
+            Column::No2_24h => "no2_24h",
+            Column::No2_1h => "no2_1h",
+            Column::Co_24h => "co_24h",
+            Column::Co_1h => "co_1h",
+            Column::O3_1h => "o3_1h",
+            Column::O3_8h => "o3_8h",
+            Column::Pm10_24h => "pm10_24h",
+            Column::Pm25_24h => "pm25_24h",
+        }
+    }
+
     /// Whether the concentration is in mg/m³ (CO) rather than µg/m³ (HJ 633 Table 1 / Table 3 units).
     pub fn is_mg(self) -> bool {
         matches!(self, Column::Co_24h | Column::Co_1h)
@@ -153,154 +169,42 @@ const fn s(v: u32) -> Option<u32> {
 /// HJ 633-2012 Table 1 空气质量分指数及对应的污染物项目浓度限值 (standards.md §1.1).
 /// Units: CO mg/m³, others µg/m³. SO2 1h above 800: note (2) of Table 1, no 1-hour IAQI (the 24-hour
 /// sub-index is used); O3 8h above 800: note (3), no 8-hour IAQI (the 1-hour sub-index is used).
+#[rustfmt::skip]
 pub static HJ633_2012: BreakpointTable = BreakpointTable {
     edition: Edition::Hj633_2012,
     source: "HJ 633-2012 表1 (Table 1)",
     columns: [
-        (
-            Column::So2_24h,
-            [
-                s(0),
-                s(50),
-                s(150),
-                s(475),
-                s(800),
-                s(1600),
-                s(2100),
-                s(2620),
-            ],
-        ),
-        (
-            Column::So2_1h,
-            [s(0), s(150), s(500), s(650), s(800), None, None, None],
-        ),
-        (
-            Column::No2_24h,
-            [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)],
-        ),
-        (
-            Column::No2_1h,
-            [
-                s(0),
-                s(100),
-                s(200),
-                s(700),
-                s(1200),
-                s(2340),
-                s(3090),
-                s(3840),
-            ],
-        ),
-        (
-            Column::Co_24h,
-            [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)],
-        ),
-        (
-            Column::Co_1h,
-            [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)],
-        ),
-        (
-            Column::O3_1h,
-            [
-                s(0),
-                s(160),
-                s(200),
-                s(300),
-                s(400),
-                s(800),
-                s(1000),
-                s(1200),
-            ],
-        ),
-        (
-            Column::O3_8h,
-            [s(0), s(100), s(160), s(215), s(265), s(800), None, None],
-        ),
-        (
-            Column::Pm10_24h,
-            [s(0), s(50), s(150), s(250), s(350), s(420), s(500), s(600)],
-        ),
-        (
-            Column::Pm25_24h,
-            [s(0), s(35), s(75), s(115), s(150), s(250), s(350), s(500)],
-        ),
+        (Column::So2_24h, [s(0), s(50), s(150), s(475), s(800), s(1600), s(2100), s(2620)]),
+        (Column::So2_1h, [s(0), s(150), s(500), s(650), s(800), None, None, None]),
+        (Column::No2_24h, [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)]),
+        (Column::No2_1h, [s(0), s(100), s(200), s(700), s(1200), s(2340), s(3090), s(3840)]),
+        (Column::Co_24h, [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)]),
+        (Column::Co_1h, [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)]),
+        (Column::O3_1h, [s(0), s(160), s(200), s(300), s(400), s(800), s(1000), s(1200)]),
+        (Column::O3_8h, [s(0), s(100), s(160), s(215), s(265), s(800), None, None]),
+        (Column::Pm10_24h, [s(0), s(50), s(150), s(250), s(350), s(420), s(500), s(600)]),
+        (Column::Pm25_24h, [s(0), s(35), s(75), s(115), s(150), s(250), s(350), s(500)]),
     ],
 };
 
 /// HJ 633-2026 Table 3 (standards.md §8.2, read in the official text). Only the PM10/PM2.5 24-hour
 /// breakpoints at IAQI 100 change (PM10 150 → 120, PM2.5 75 → 60). SO2 1h above 800 counts as
 /// IAQI 200 (note b), O3 8h above 800 counts as IAQI 300 (note c) – see [`over_800_rule`].
+#[rustfmt::skip]
 pub static HJ633_2026: BreakpointTable = BreakpointTable {
     edition: Edition::Hj633_2026,
     source: "HJ 633-2026 表3 (Table 3)",
     columns: [
-        (
-            Column::So2_24h,
-            [
-                s(0),
-                s(50),
-                s(150),
-                s(475),
-                s(800),
-                s(1600),
-                s(2100),
-                s(2620),
-            ],
-        ),
-        (
-            Column::So2_1h,
-            [s(0), s(150), s(500), s(650), s(800), None, None, None],
-        ),
-        (
-            Column::No2_24h,
-            [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)],
-        ),
-        (
-            Column::No2_1h,
-            [
-                s(0),
-                s(100),
-                s(200),
-                s(700),
-                s(1200),
-                s(2340),
-                s(3090),
-                s(3840),
-            ],
-        ),
-        (
-            Column::Co_24h,
-            [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)],
-        ),
-        (
-            Column::Co_1h,
-            [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)],
-        ),
-        (
-            Column::O3_1h,
-            [
-                s(0),
-                s(160),
-                s(200),
-                s(300),
-                s(400),
-                s(800),
-                s(1000),
-                s(1200),
-            ],
-        ),
-        (
-            Column::O3_8h,
-            [s(0), s(100), s(160), s(215), s(265), s(800), None, None],
-        ),
-        (
-            Column::Pm10_24h,
-            [s(0), s(50), s(120), s(250), s(350), s(420), s(500), s(600)],
-        ),
-        (
-            Column::Pm25_24h,
-            [s(0), s(35), s(60), s(115), s(150), s(250), s(350), s(500)],
-        ),
+        (Column::So2_24h, [s(0), s(50), s(150), s(475), s(800), s(1600), s(2100), s(2620)]),
+        (Column::So2_1h, [s(0), s(150), s(500), s(650), s(800), None, None, None]),
+        (Column::No2_24h, [s(0), s(40), s(80), s(180), s(280), s(565), s(750), s(940)]),
+        (Column::No2_1h, [s(0), s(100), s(200), s(700), s(1200), s(2340), s(3090), s(3840)]),
+        (Column::Co_24h, [s(0), s(2), s(4), s(14), s(24), s(36), s(48), s(60)]),
+        (Column::Co_1h, [s(0), s(5), s(10), s(35), s(60), s(90), s(120), s(150)]),
+        (Column::O3_1h, [s(0), s(160), s(200), s(300), s(400), s(800), s(1000), s(1200)]),
+        (Column::O3_8h, [s(0), s(100), s(160), s(215), s(265), s(800), None, None]),
+        (Column::Pm10_24h, [s(0), s(50), s(120), s(250), s(350), s(420), s(500), s(600)]),
+        (Column::Pm25_24h, [s(0), s(35), s(60), s(115), s(150), s(250), s(350), s(500)]),
     ],
 };
 
@@ -357,49 +261,14 @@ pub struct Level {
 
 /// HJ 633-2012 Table 2 and Appendix A (= HJ 633-2026 Table 1 and Appendix A.1; standards.md §1.3, §8.2).
 /// English names: customary MEE translations.
+#[rustfmt::skip]
 pub static LEVELS: [Level; 6] = [
-    Level {
-        level: 1,
-        max_aqi: 50,
-        zh: "优",
-        en: "Excellent",
-        color: "#00E400",
-    },
-    Level {
-        level: 2,
-        max_aqi: 100,
-        zh: "良",
-        en: "Good",
-        color: "#FFFF00",
-    },
-    Level {
-        level: 3,
-        max_aqi: 150,
-        zh: "轻度污染",
-        en: "Lightly polluted",
-        color: "#FF7E00",
-    },
-    Level {
-        level: 4,
-        max_aqi: 200,
-        zh: "中度污染",
-        en: "Moderately polluted",
-        color: "#FF0000",
-    },
-    Level {
-        level: 5,
-        max_aqi: 300,
-        zh: "重度污染",
-        en: "Heavily polluted",
-        color: "#99004C",
-    },
-    Level {
-        level: 6,
-        max_aqi: u32::MAX,
-        zh: "严重污染",
-        en: "Severely polluted",
-        color: "#7E0023",
-    },
+    Level { level: 1, max_aqi: 50, zh: "优", en: "Excellent", color: "#00E400" },
+    Level { level: 2, max_aqi: 100, zh: "良", en: "Good", color: "#FFFF00" },
+    Level { level: 3, max_aqi: 150, zh: "轻度污染", en: "Lightly polluted", color: "#FF7E00" },
+    Level { level: 4, max_aqi: 200, zh: "中度污染", en: "Moderately polluted", color: "#FF0000" },
+    Level { level: 5, max_aqi: 300, zh: "重度污染", en: "Heavily polluted", color: "#99004C" },
+    Level { level: 6, max_aqi: u32::MAX, zh: "严重污染", en: "Severely polluted", color: "#7E0023" },
 ];
 
 /// The level of an AQI value.
@@ -498,6 +367,7 @@ pub enum Averaging {
 pub type LimitRow = (Pollutant, Averaging, f64, f64);
 
 /// GB 3095-2012 Table 1 基本项目浓度限值 (standards.md §3). µg/m³, CO mg/m³.
+#[rustfmt::skip]
 pub static GB3095_2012: [LimitRow; 14] = [
     (Pollutant::So2, Averaging::Annual, 20.0, 60.0),
     (Pollutant::So2, Averaging::Daily, 50.0, 150.0),
@@ -516,6 +386,7 @@ pub static GB3095_2012: [LimitRow; 14] = [
 ];
 
 /// GB 3095-2026 Table 1, transition-stage columns (过渡阶段, until 2030-12-31; standards.md §8.1).
+#[rustfmt::skip]
 pub static GB3095_2026_TRANSITION: [LimitRow; 14] = [
     (Pollutant::So2, Averaging::Annual, 20.0, 60.0),
     (Pollutant::So2, Averaging::Daily, 50.0, 150.0),
@@ -534,6 +405,7 @@ pub static GB3095_2026_TRANSITION: [LimitRow; 14] = [
 ];
 
 /// GB 3095-2026 Table 1, final-stage columns (from 2031-01-01; standards.md §8.1).
+#[rustfmt::skip]
 pub static GB3095_2026_FINAL: [LimitRow; 14] = [
     (Pollutant::So2, Averaging::Annual, 20.0, 20.0),
     (Pollutant::So2, Averaging::Daily, 50.0, 50.0),
