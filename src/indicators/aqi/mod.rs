@@ -354,6 +354,28 @@ pub struct AqiOptions {
     pub daily_include_o3_1h_2012: bool,
 }
 
+/// Air-indicator settings an application embeds (e.g. as `[air]` in the settings file); every
+/// field has the standards' default. Unknown keys are errors.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AirConfig {
+    /// Pin an HJ 633 edition for all dates (`"2012"` / `"2026"`); unset = by the data's date.
+    pub edition: Option<Edition>,
+    pub options: AqiOptions,
+    pub validity: validity::ValidityRules,
+    /// Limits for annual statistics (docs/indicators.md §6).
+    pub annual_limits: stats::AnnualLimitRule,
+    /// GB 3095 grade compared with (default II).
+    pub grade: Grade,
+}
+
+impl AirConfig {
+    /// The edition for data of a date (pinned or in force).
+    pub fn edition_for(&self, date: NaiveDate) -> Edition {
+        stats::edition_for_day(date, self.edition)
+    }
+}
+
 /// AQI category text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Category {

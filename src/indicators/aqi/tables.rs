@@ -309,11 +309,13 @@ impl LimitRegime {
 }
 
 /// Limit grade (GB 3095 §4.1/§4.2: class-1 zones grade I, class-2 zones grade II).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Grade {
     #[serde(rename = "I")]
     I,
+    /// Default: urban monitoring compares with grade II (class-2 zones).
     #[serde(rename = "II")]
+    #[default]
     II,
 }
 
