@@ -57,3 +57,28 @@ fn air_config_from_toml() {
     assert!(toml::from_str::<AirConfig>("bogus = 1").is_err());
     assert!(toml::from_str::<AirConfig>("[validity]\nbogus = 1").is_err());
 }
+
+#[test]
+fn documented_air_settings_parse() {
+    use envmon::indicators::aqi::stats::AnnualLimitRule;
+    use envmon::indicators::aqi::{AirConfig, LimitRegime};
+    #[derive(serde::Deserialize)]
+    struct S {
+        air: AirConfig,
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/indicators.md"))
+        .unwrap();
+    let start = doc
+        .find("```toml\n[air]")
+        .expect("settings example in docs")
+        + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let s: S = toml::from_str(&doc[start..end]).unwrap();
+    assert_eq!(s.air, AirConfig::default());
+    let pinned: AirConfig =
+        toml::from_str("annual_limits = { rule = \"pinned\", regime = \"gb3095_2012\" }").unwrap();
+    assert_eq!(
+        pinned.annual_limits,
+        AnnualLimitRule::Pinned(LimitRegime::Gb3095_2012)
+    );
+}
