@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::{ConfigError, InfluxApi, Settings};
 use crate::deadletter::{DeadLetter, DeadLetterError};
+use crate::indicators::targets::{Targets, TargetsError};
 use crate::pipeline::Pipeline;
 use crate::registry::{Registry, RegistryError};
 use crate::source::mqtt::{self, MqttSource, MqttSourceError};
@@ -34,6 +35,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Targets(#[from] TargetsError),
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
     #[error(transparent)]
@@ -51,9 +54,18 @@ pub fn load(config: &Path) -> Result<(Settings, Registry), AppError> {
     Ok((settings, registry))
 }
 
+/// The targets file, if one is configured.
+pub fn load_targets(settings: &Settings) -> Result<Option<Targets>, AppError> {
+    match &settings.targets.file {
+        Some(f) => Ok(Some(Targets::load(f)?)),
+        None => Ok(None),
+    }
+}
+
 /// The `check-config` report: a short summary, secrets never shown.
 pub fn check_config(config: &Path) -> Result<String, AppError> {
     let (s, reg) = load(config)?;
+    let targets = load_targets(&s)?;
     let mut out = String::new();
     let _ = writeln!(out, "config {}: OK", config.display());
     let _ = writeln!(
@@ -112,6 +124,20 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
         "  batch_size={} batch_age_ms={} gzip={}",
         s.influxdb.batch_size, s.influxdb.batch_age_ms, s.influxdb.gzip
     );
+    match (&s.targets.file, &targets) {
+        (Some(f), Some(t)) => {
+            let _ = writeln!(
+                out,
+                "targets ({}): {} air, {} water",
+                f.display(),
+                t.air.len(),
+                t.water.len()
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "targets: none configured");
+        }
+    }
     let _ = writeln!(out, "deadletter: {}", s.deadletter.dir.display());
     let _ = writeln!(out, "http: {}", s.http.listen);
     Ok(out)
@@ -137,7 +163,7 @@ pub async fn run(
     let hard_stop = CancellationToken::new();
     let http_stop = CancellationToken::new();
 
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         settings.clone(),
         registry.clone(),
         deadletter,
@@ -145,6 +171,54 @@ pub async fn run(
         metrics.clone(),
         influx_tx.clone(),
     );
+    let mut routes = Vec::new();
+    let mut engine_tasks = Vec::new();
+    let mut indicator_writer_task = None;
+    if settings.indicators.enabled {
+        let targets = load_targets(&settings)?.map(Arc::new);
+        let (points_tx, points_rx) = mpsc::channel(256);
+        let iw = Writer::new(&settings.influxdb)?;
+        indicator_writer_task = Some(tokio::spawn(crate::store::indicator_writer::run(
+            points_rx,
+            iw,
+            metrics.clone(),
+            hard_stop.clone(),
+        )));
+        use crate::indicators::{air_engine, water_engine};
+        let (air_tx, air_rx) = mpsc::channel(64);
+        let (air_view_tx, air_view_rx) = watch::channel(Arc::new(air_engine::AirView::default()));
+        pipeline.add_sink(air_tx);
+        routes.push(air_engine::routes(air_view_rx));
+        engine_tasks.push(tokio::spawn(air_engine::run(
+            air_engine::AirEngineParts {
+                settings: settings.indicators.air.clone(),
+                state_dir: settings.indicators.state_dir.clone(),
+                registry: registry.clone(),
+                targets: targets.clone(),
+                samples: air_rx,
+                points: points_tx.clone(),
+                view: air_view_tx,
+            },
+            hard_stop.clone(),
+        )));
+        let (water_tx, water_rx) = mpsc::channel(64);
+        let (water_view_tx, water_view_rx) =
+            watch::channel(Arc::new(water_engine::WaterView::default()));
+        pipeline.add_sink(water_tx);
+        routes.push(water_engine::routes(water_view_rx));
+        engine_tasks.push(tokio::spawn(water_engine::run(
+            water_engine::WaterEngineParts {
+                settings: settings.indicators.water.clone(),
+                state_dir: settings.indicators.state_dir.clone(),
+                registry: registry.clone(),
+                targets,
+                samples: water_rx,
+                points: points_tx,
+                view: water_view_tx,
+            },
+            hard_stop.clone(),
+        )));
+    }
     let pipeline_task = tokio::spawn(pipeline.run(env_rx, hard_stop.clone()));
 
     let source = MqttSource::start(
@@ -175,7 +249,7 @@ pub async fn run(
         mqtt: Some(source.state.clone()),
         influx_up: influx_rx,
     };
-    let http_task = tokio::spawn(api::serve(http, api_state, http_stop.clone()));
+    let http_task = tokio::spawn(api::serve(http, api_state, routes, http_stop.clone()));
     tracing::info!(
         http = %settings.http.listen,
         broker = %format!("{}:{}", settings.mqtt.host, settings.mqtt.port),
@@ -194,6 +268,14 @@ pub async fn run(
         hs.cancel();
     });
     let _ = pipeline_task.await;
+    // The pipeline dropped its sinks: the engines drain, save their state and stop; then the
+    // indicator writer flushes their last points.
+    for t in engine_tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = indicator_writer_task {
+        let _ = t.await;
+    }
     timer.abort();
     source.shutdown(Duration::from_secs(5)).await;
     http_stop.cancel();

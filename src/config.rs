@@ -75,6 +75,8 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     #[serde(default)]
     pub hj212: Hj212Options,
+    #[serde(default)]
+    pub indicators: IndicatorSettings,
     /// Named mappings for other vendors' flat JSON (`[vendor.<name>]`).
     #[serde(default, skip_serializing)]
     pub vendor: std::collections::BTreeMap<String, VendorMapping>,
@@ -249,6 +251,37 @@ impl Default for LogSettings {
             format: default_log_format(),
         }
     }
+}
+
+/// `[indicators]`: the live indicator engines.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorSettings {
+    /// Run the engines (AQI, water class). Off: envmon only ingests.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where the engines keep their state snapshots.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub air: crate::indicators::air_engine::AirEngineSettings,
+    #[serde(default)]
+    pub water: crate::indicators::water_engine::WaterEngineSettings,
+}
+
+impl Default for IndicatorSettings {
+    fn default() -> Self {
+        IndicatorSettings {
+            enabled: true,
+            state_dir: default_state_dir(),
+            air: Default::default(),
+            water: Default::default(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
 }
 
 /// Channel capacities between stages (each is bounded; a full channel blocks the stage before

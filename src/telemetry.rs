@@ -64,6 +64,8 @@ pub struct Metrics {
     pub acks_pending: Gauge,
     /// PUBACKs sent.
     pub acks_sent: Counter,
+    /// Indicator points (aqi_hourly, water_class, …) written.
+    pub indicator_points_written: Counter,
     /// Acks withheld because the connection they belonged to is gone (broker redelivers).
     pub acks_stale: Counter,
     registry: Arc<std::sync::Mutex<Registry>>,
@@ -92,6 +94,7 @@ impl Metrics {
             influxdb_up: Gauge::default(),
             acks_pending: Gauge::default(),
             acks_sent: Counter::default(),
+            indicator_points_written: Counter::default(),
             acks_stale: Counter::default(),
             registry: Arc::new(std::sync::Mutex::new(Registry::default())),
         };
@@ -156,6 +159,11 @@ impl Metrics {
             m.acks_pending.clone(),
         );
         reg.register("envmon_acks_sent", "PUBACKs sent", m.acks_sent.clone());
+        reg.register(
+            "envmon_indicator_points_written",
+            "Indicator points written to InfluxDB",
+            m.indicator_points_written.clone(),
+        );
         reg.register(
             "envmon_acks_stale",
             "Acks withheld because their connection is gone (the broker redelivers)",

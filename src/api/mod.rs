@@ -35,12 +35,16 @@ pub enum ApiError {
     },
 }
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+pub fn router(state: ApiState, extra: Vec<Router>) -> Router {
+    let mut r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    for e in extra {
+        r = r.merge(e);
+    }
+    r
 }
 
 async fn readyz(State(s): State<ApiState>) -> impl IntoResponse {
@@ -78,8 +82,13 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ApiError>
 }
 
 /// Serve until `stop` fires.
-pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, stop: CancellationToken) {
-    let app = router(state);
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    extra: Vec<Router>,
+    stop: CancellationToken,
+) {
+    let app = router(state, extra);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

@@ -6,6 +6,8 @@
 //!
 //! The calculation modules are pure (tables as data, no I/O).
 
+pub mod air_engine;
 pub mod aqi;
 pub mod targets;
 pub mod water;
+pub mod water_engine;

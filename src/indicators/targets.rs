@@ -238,7 +238,7 @@ impl Targets {
             check_common(&t.id, &t.area, &t.source, t.year, &mut ids, &key)
                 .map_err(|(k, r)| invalid(k, r))?;
             if let Some(c) = &t.target_class {
-                if WaterClass::parse(c).map_or(true, |w| w.0 > 5) {
+                if WaterClass::parse(c).is_none_or(|w| w.0 > 5) {
                     return Err(invalid(
                         key("target_class"),
                         format!("{c:?} 不是 I..V 类 is not a class I..V"),
@@ -247,7 +247,7 @@ impl Targets {
             }
             match t.metric {
                 WaterMetric::GroupGoodShare | WaterMetric::GroupCompliance => {
-                    if t.group.as_deref().map_or(true, |g| g.trim().is_empty()) {
+                    if t.group.as_deref().is_none_or(|g| g.trim().is_empty()) {
                         return Err(invalid(
                             key("group"),
                             "须给出站点组 a station group is required".into(),

@@ -178,6 +178,67 @@ pub fn encode_with(
     }
 }
 
+/// A field value of a derived point (indicators write these).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    F64(f64),
+    I64(i64),
+    Bool(bool),
+    Str(String),
+}
+
+/// A point of a derived measurement (`aqi_hourly`, `water_class`, …), encoded with the same
+/// escaping rules as readings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub measurement: &'static str,
+    /// Tag key → value; empty values are left out; written in key order.
+    pub tags: Vec<(&'static str, String)>,
+    pub fields: Vec<(String, FieldValue)>,
+    /// Seconds since the epoch (UTC).
+    pub time: i64,
+}
+
+/// Append one point as a line; returns false (and writes nothing) when it has no fields or a
+/// non-finite float (line protocol cannot carry NaN or infinity).
+pub fn encode_point(p: &Point, out: &mut String) -> bool {
+    let finite = p.fields.iter().all(|(_, v)| match v {
+        FieldValue::F64(f) => f.is_finite(),
+        _ => true,
+    });
+    if p.fields.is_empty() || !finite {
+        return false;
+    }
+    escape_measurement(out, p.measurement);
+    let mut tags: Vec<&(&'static str, String)> =
+        p.tags.iter().filter(|(_, v)| !v.is_empty()).collect();
+    tags.sort_by_key(|(k, _)| *k);
+    for (k, v) in tags {
+        out.push(',');
+        escape_key(out, k);
+        out.push('=');
+        escape_key(out, v);
+    }
+    out.push(' ');
+    for (i, (k, v)) in p.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        escape_key(out, k);
+        out.push('=');
+        match v {
+            FieldValue::F64(f) => push_float(out, *f),
+            FieldValue::I64(n) => {
+                let _ = write!(out, "{n}i");
+            }
+            FieldValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            FieldValue::Str(s) => push_string_field(out, s),
+        }
+    }
+    let _ = writeln!(out, " {}", p.time);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +291,34 @@ mod tests {
             "air,district=Wujiang,interval=hour,kind=air_national,station=WJ-A01 \
              pm25=35,pm25_flag=\"M\",no2=20.25 1795392000\n"
         );
+    }
+
+    #[test]
+    fn derived_points() {
+        let p = Point {
+            measurement: "aqi_daily",
+            tags: vec![
+                ("scope", "city".into()),
+                ("id", "suzhou".into()),
+                ("x", String::new()),
+            ],
+            fields: vec![
+                ("aqi".into(), FieldValue::I64(132)),
+                ("category".into(), FieldValue::Str("轻度污染 \"x\"".into())),
+                ("provisional".into(), FieldValue::Bool(false)),
+                ("pm25".into(), FieldValue::F64(99.5)),
+            ],
+            time: 1795392000,
+        };
+        let mut out = String::new();
+        assert!(encode_point(&p, &mut out));
+        assert_eq!(
+            out,
+            "aqi_daily,id=suzhou,scope=city aqi=132i,category=\"轻度污染 \\\"x\\\"\",provisional=false,pm25=99.5 1795392000\n"
+        );
+        let mut nan = p.clone();
+        nan.fields.push(("bad".into(), FieldValue::F64(f64::NAN)));
+        assert!(!encode_point(&nan, &mut String::new()));
     }
 
     #[test]

@@ -6,5 +6,6 @@
 //! Batching, retries, bad-line isolation and the ack release live in [`crate::pipeline`], the one
 //! task that owns a batch from decode to acknowledgement.
 
+pub mod indicator_writer;
 pub mod line;
 pub mod writer;
