@@ -30,6 +30,7 @@
 
 pub mod api;
 pub mod app;
+pub mod broker;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
@@ -38,6 +39,7 @@ pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod registry;
+pub mod sim;
 pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -28,6 +28,8 @@ enum Cmd {
         #[arg(long, default_value = "config/envmon.toml")]
         config: PathBuf,
     },
+    /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
+    Simulate(envmon::sim::SimArgs),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -65,6 +67,19 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(envmon::app::run(settings, registry, shutdown_signal()))?;
     Ok(())
+}
+
+fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimReport> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel()
+        });
+        Ok(envmon::sim::run_simulate(args, cancel).await?)
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -107,6 +122,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Simulate(args) => match simulate(&args) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },
