@@ -29,7 +29,7 @@ enum Cmd {
         config: PathBuf,
     },
     /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
-    Simulate(envmon::sim::SimArgs),
+    Simulate(Box<envmon::sim::SimArgs>),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]

@@ -84,7 +84,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn secs_to_duration(secs: f64, orig: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 100.0 * 365.0 * 86_400.0 {
+    if !secs.is_finite() || !(0.0..=100.0 * 365.0 * 86_400.0).contains(&secs) {
         return Err(format!(
             "{orig:?} is not a duration between 0 and 100 years"
         ));
