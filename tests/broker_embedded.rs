@@ -147,6 +147,7 @@ async fn simulate_publishes_exactly_what_it_reports() {
     assert_eq!(report.stop, StopReason::Count);
     assert_eq!(report.messages_sent, 200);
     assert_eq!(report.messages_acked, 200);
+    assert_eq!(report.reconnects, 0);
     assert!(report.faults.duplicate > 0 && report.faults.malformed_total() > 0);
     assert!(report.readings > 0 && report.rate_msg_s > 0.0);
     assert_eq!(report.by_format.values().sum::<u64>(), 200);
@@ -211,4 +212,29 @@ async fn simulate_reports_a_clear_error_without_a_broker() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not available yet"), "{e}");
+}
+
+/// The achieved publish rate against the embedded broker, with a subscriber receiving
+/// everything. Run in release: `cargo test --release --test broker_embedded -- --ignored
+/// --nocapture` (SIM_RATE_N messages, default 50,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn publish_rate_against_the_embedded_broker() {
+    let n: usize = std::env::var("SIM_RATE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let broker = start_embedded(loopback0(), BrokerOptions::default()).unwrap();
+    let (_sub, mut el) = subscriber(broker.addr(), "rate-sub", true, "env/#").await;
+    let rx = tokio::spawn(async move { receive(&mut el, n, Duration::from_secs(120)).await.len() });
+    let mut args = SimArgs::new(broker.url());
+    args.count = Some(n as u64);
+    args.duration = Some(Duration::from_secs(120));
+    args.start = Some(envmon::sim::parse_start("now-30d").unwrap());
+    let report = run_simulate(&args, CancellationToken::new()).await.unwrap();
+    let received = rx.await.unwrap();
+    println!("{report}");
+    println!("subscriber received {received} of {n}");
+    assert_eq!(report.messages_acked, n as u64);
+    assert_eq!(received, n);
 }

@@ -152,7 +152,7 @@ per-format and per-fault counts, and the achieved rate.";
 
 /// `envmon simulate` options (also the library's input to [`run_simulate`]).
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_long_help = SIMULATE_HELP)]
+#[command(after_help = SIMULATE_HELP)]
 pub struct SimArgs {
     /// MQTT broker: mqtt://HOST:PORT (tcp:// is accepted; default port 1883).
     #[arg(long)]

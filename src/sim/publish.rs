@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{SimMessage, Simulator};
+use super::faults::StationFaults;
 use super::{SimArgs, SimError};
 use crate::registry::Registry;
 
@@ -291,7 +292,9 @@ pub async fn run_simulate_with(
     let reconnects = Arc::new(AtomicU64::new(0));
     let (conn_tx, mut conn_rx) = watch::channel(Conn::Connecting);
     let poll_stop = CancellationToken::new();
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poll_task = {
+        let closing = Arc::clone(&closing);
         let acked = Arc::clone(&acked);
         let reconnects = Arc::clone(&reconnects);
         let stop = poll_stop.clone();
@@ -313,6 +316,7 @@ pub async fn run_simulate_with(
                         acked.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => {}
+                    Err(_) if closing.load(Ordering::Relaxed) => break,
                     Err(e) => {
                         if !ever_up {
                             let _ = conn_tx.send(Conn::Failed(e.to_string()));
@@ -369,11 +373,7 @@ pub async fn run_simulate_with(
     }
 
     let mut report = SimReport {
-        faulty_stations: sim
-            .faulty_stations()
-            .into_iter()
-            .map(|(id, f)| format!("{id}: {}", describe(&f)))
-            .collect(),
+        faulty_stations: describe_faults(&sim),
         ..SimReport::default()
     };
     let started = Instant::now();
@@ -484,6 +484,7 @@ pub async fn run_simulate_with(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
+    closing.store(true, Ordering::Relaxed);
     let _ = client.disconnect().await;
     // Let the event loop send DISCONNECT, then stop it.
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -545,7 +546,45 @@ fn maybe_progress(
     }
 }
 
-fn describe(f: &super::faults::StationFaults) -> String {
+/// One line per station with faults; per-message rates shared by every station in one line.
+fn describe_faults(sim: &Simulator) -> Vec<String> {
+    let faulty = sim.faulty_stations();
+    let n = sim.stations().count();
+    let everywhere = |get: fn(&StationFaults) -> f64| -> Option<f64> {
+        let r = get(&faulty.first()?.1);
+        (r > 0.0 && faulty.len() == n && faulty.iter().all(|(_, f)| get(f) == r)).then_some(r)
+    };
+    let spike = everywhere(|f| f.spike_rate);
+    let malformed = everywhere(|f| f.malformed_rate);
+    let duplicate = everywhere(|f| f.duplicate_rate);
+    let mut out = Vec::new();
+    let all = StationFaults {
+        spike_rate: spike.unwrap_or(0.0),
+        malformed_rate: malformed.unwrap_or(0.0),
+        duplicate_rate: duplicate.unwrap_or(0.0),
+        ..StationFaults::default()
+    };
+    if all.any() {
+        out.push(format!("all stations: {}", describe(&all)));
+    }
+    for (id, mut f) in faulty {
+        if spike.is_some() {
+            f.spike_rate = 0.0;
+        }
+        if malformed.is_some() {
+            f.malformed_rate = 0.0;
+        }
+        if duplicate.is_some() {
+            f.duplicate_rate = 0.0;
+        }
+        if f.any() {
+            out.push(format!("{id}: {}", describe(&f)));
+        }
+    }
+    out
+}
+
+fn describe(f: &StationFaults) -> String {
     let mut v = Vec::new();
     if f.offline {
         v.push("offline".to_string());
