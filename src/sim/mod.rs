@@ -310,6 +310,103 @@ mod tests {
         }
     }
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimArgs, String> {
+        use clap::Parser as _;
+        let mut v = vec!["envmon-simulate"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v)
+            .map(|c| c.sim)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn command_line_flags() {
+        let a = parse(&[
+            "--broker",
+            "mqtt://127.0.0.1:1883",
+            "--stations",
+            "x.toml",
+            "--rate",
+            "50",
+            "--duration",
+            "10m",
+            "--format",
+            "mixed",
+            "--faults",
+            "offline:GS-A01,spike",
+            "--seed",
+            "9",
+            "--backfill",
+            "6h",
+        ])
+        .unwrap();
+        assert_eq!(a.rate, Some(50.0));
+        assert_eq!(a.duration, Some(Duration::from_secs(600)));
+        assert_eq!(a.format, FormatChoice::Mixed);
+        assert_eq!(a.faults.items.len(), 2);
+        assert_eq!(a.seed, 9);
+        assert_eq!(a.stations, PathBuf::from("x.toml"));
+        let now: DateTime<Utc> = "2026-11-23T04:30:00.7Z".parse().unwrap();
+        let c = a.sim_config(now).unwrap();
+        assert_eq!(
+            c.start,
+            "2026-11-22T22:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            (c.air_period_s, c.micro_period_s, c.water_period_s),
+            (3600, 60, 14400)
+        );
+        let d = parse(&["--broker", "mqtt://h:1"]).unwrap();
+        assert_eq!(
+            d.sim_config(now).unwrap().start.timestamp(),
+            now.timestamp()
+        );
+        assert!(d.faults.is_empty());
+        for (bad, needle) in [
+            (
+                vec!["--broker", "mqtt://h:1", "--faults", "explode"],
+                "unknown fault kind",
+            ),
+            (
+                vec!["--broker", "mqtt://h:1", "--duration", "5x"],
+                "unknown unit",
+            ),
+            (
+                vec!["--broker", "mqtt://h:1", "--format", "xml"],
+                "unknown format",
+            ),
+            (
+                vec![
+                    "--broker",
+                    "mqtt://h:1",
+                    "--backfill",
+                    "1h",
+                    "--start",
+                    "now-1d",
+                ],
+                "cannot be used",
+            ),
+            (vec!["--rate", "5"], "--broker"),
+        ] {
+            let e = parse(&bad).unwrap_err();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+        let z = parse(&["--broker", "mqtt://h:1", "--air-period", "0s"]).unwrap();
+        assert!(z
+            .sim_config(now)
+            .unwrap_err()
+            .to_string()
+            .contains("--air-period"));
+        let f = parse(&["--broker", "mqtt://h:1", "--micro-period", "1.5s"]).unwrap();
+        assert!(f.sim_config(now).is_err());
+    }
+
     #[test]
     fn starts() {
         assert_eq!(
