@@ -34,7 +34,11 @@ pub struct BrokerOptions {
     pub max_connections: usize,
     /// Largest PUBLISH payload accepted, bytes (at least 1 MiB by default).
     pub max_payload_size: usize,
-    /// QoS 1/2 messages a connection may have in flight (rumqttd `max_inflight_count`).
+    /// rumqttd `max_inflight_count`. In rumqttd 0.20 this bounds how many packets are read
+    /// from one connection in a batch; the QoS 1 window towards each subscriber (messages sent
+    /// and not yet acknowledged) is fixed at 100 by rumqttd (`MAX_INFLIGHT`), whatever this
+    /// says. A subscriber that acknowledges only after storing therefore gets at most 100
+    /// messages ahead: its store batches must flush on time, not only on size.
     pub max_inflight_count: usize,
     /// Time a new TCP connection has to send CONNECT, milliseconds.
     pub connection_timeout_ms: u16,

@@ -238,3 +238,35 @@ async fn publish_rate_against_the_embedded_broker() {
     assert_eq!(report.messages_acked, n as u64);
     assert_eq!(received, n);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_backfill_then_cancel() {
+    let broker = start_embedded(loopback0(), BrokerOptions::default()).unwrap();
+    let mut args = SimArgs::new(broker.url());
+    // No --rate: the past 3 minutes at once, then real time, until cancelled.
+    args.backfill = Some(Duration::from_secs(180));
+    args.duration = Some(Duration::from_secs(60));
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stopper.cancel();
+    });
+    let began = Instant::now();
+    let report = timeout(Duration::from_secs(15), run_simulate(&args, cancel))
+        .await
+        .expect("not stopped by the cancellation token")
+        .unwrap();
+    assert_eq!(report.stop, StopReason::Cancelled);
+    assert!(began.elapsed() < Duration::from_secs(10));
+    // 33 micro-stations × 2–3 minutes, a few hourly stations, nothing from the future.
+    assert!(
+        (60..=140).contains(&report.messages_sent),
+        "{}",
+        report.messages_sent
+    );
+    assert_eq!(report.messages_acked, report.messages_sent);
+    let first = report.first_sim_time.unwrap();
+    assert!(first >= chrono::Utc::now() - chrono::Duration::seconds(185));
+    assert!(report.last_sim_time.unwrap() <= chrono::Utc::now());
+}
