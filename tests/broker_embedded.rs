@@ -270,3 +270,58 @@ async fn real_time_backfill_then_cancel() {
     assert!(first >= chrono::Utc::now() - chrono::Duration::seconds(185));
     assert!(report.last_sim_time.unwrap() <= chrono::Utc::now());
 }
+
+/// rumqttd's QoS 1 window towards a subscriber is 100 unacknowledged messages: a subscriber
+/// that acks after storing gets no more until it acks (what envmon's in-order acks rely on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_window_towards_a_manual_ack_subscriber() {
+    let broker = start_embedded(loopback0(), BrokerOptions::default()).unwrap();
+    let mut o = MqttOptions::new("window-sub", "127.0.0.1", broker.addr().port());
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_manual_acks(true);
+    let (sub, mut el) = AsyncClient::new(o, 200);
+    sub.subscribe("w/#", QoS::AtLeastOnce).await.unwrap();
+    timeout(Duration::from_secs(5), async {
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = el.poll().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut o = MqttOptions::new("window-pub", "127.0.0.1", broker.addr().port());
+    o.set_keep_alive(Duration::from_secs(10));
+    let (publ, mut pel) = AsyncClient::new(o, 200);
+    tokio::spawn(async move {
+        for i in 0..150 {
+            if publ
+                .publish("w/x", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if timeout(Duration::from_secs(1), pel.poll()).await.is_err() {
+                continue;
+            }
+        }
+    });
+    let mut held = Vec::new();
+    let end = Instant::now() + Duration::from_secs(2);
+    while let Ok(ev) = tokio::time::timeout_at(end, el.poll()).await {
+        if let Event::Incoming(Packet::Publish(p)) = ev.unwrap() {
+            held.push(p);
+        }
+    }
+    assert_eq!(held.len(), 100, "window before any ack");
+    for p in &held {
+        sub.ack(p).await.unwrap();
+    }
+    let rest = receive(&mut el, 50, Duration::from_secs(5)).await;
+    assert_eq!(rest.len(), 50);
+    assert_eq!(rest[0].1, b"100".to_vec());
+}
