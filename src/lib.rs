@@ -27,6 +27,8 @@
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
+//! - [`sim`]: the station simulator (`envmon simulate`): realistic streams with faults on demand.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for `envmon demo`.
 
 pub mod api;
 pub mod app;
