@@ -196,10 +196,10 @@ pub struct SimArgs {
     /// Print what was published every 5 seconds (to stderr).
     #[arg(long)]
     pub progress: bool,
-    /// Topic prefix: <prefix>/<format>/<station>.
+    /// Topic prefix: messages go to PREFIX/FORMAT/STATION.
     #[arg(long, default_value = "env")]
     pub topic_prefix: String,
-    /// MQTT client id (default envmon-sim-<pid>).
+    /// MQTT client id (default envmon-sim-PID).
     #[arg(long)]
     pub client_id: Option<String>,
     /// QoS 1 messages in flight (unacknowledged) at most.
