@@ -27,9 +27,12 @@
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
+//! - [`sim`]: the station simulator (`envmon simulate`): realistic streams with faults on demand.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for `envmon demo`.
 
 pub mod api;
 pub mod app;
+pub mod broker;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
@@ -38,6 +41,7 @@ pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod registry;
+pub mod sim;
 pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -31,6 +31,8 @@ enum Cmd {
     /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
     /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
     Decode(envmon::decode::cli::DecodeArgs),
+    /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
+    Simulate(Box<envmon::sim::SimArgs>),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -68,6 +70,19 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(envmon::app::run(settings, registry, shutdown_signal()))?;
     Ok(())
+}
+
+fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimReport> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel()
+        });
+        Ok(envmon::sim::run_simulate(args, cancel).await?)
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -114,6 +129,16 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Decode(a) => envmon::decode::cli::main(&a),
+        Cmd::Simulate(args) => match simulate(&args) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
             CalcCmd::WaterClass(a) => {
