@@ -96,6 +96,13 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
         );
     }
     match s.influxdb.api {
+        InfluxApi::Files => {
+            let _ = writeln!(
+                out,
+                "sink: line-protocol files in {}",
+                s.influxdb.files_dir.display()
+            );
+        }
         InfluxApi::V1 => {
             let _ = writeln!(
                 out,
@@ -149,9 +156,18 @@ pub async fn run(
     registry: Registry,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    run_with(settings, registry, Metrics::new(), shutdown).await
+}
+
+/// [`run`] with the metrics registry given by the caller (the demo reads it for its status line).
+pub async fn run_with(
+    settings: Settings,
+    registry: Registry,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
     let settings = Arc::new(settings);
     let registry = Arc::new(registry);
-    let metrics = Metrics::new();
     let deadletter = DeadLetter::open(&settings.deadletter)?;
     let writer = Writer::new(&settings.influxdb)?;
     let probe = Writer::new(&settings.influxdb)?;

@@ -137,6 +137,9 @@ pub struct Subscription {
 pub enum InfluxApi {
     V1,
     V2,
+    /// No server: daily line-protocol files under `influxdb.files_dir` (what `envmon demo`
+    /// uses when no InfluxDB is configured; also for air-gapped sites that import later).
+    Files,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -168,6 +171,9 @@ pub struct InfluxSettings {
     pub token: Option<Secret>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// `api = "files"`: directory of the daily `envmon-<date>.lp` files.
+    #[serde(default = "default_files_dir")]
+    pub files_dir: PathBuf,
     /// Lines per write request (flushed earlier by age or by the MQTT inflight window).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -323,6 +329,9 @@ fn default_backoff_max() -> u64 {
 }
 fn default_qos() -> u8 {
     1
+}
+fn default_files_dir() -> PathBuf {
+    PathBuf::from("data")
 }
 fn default_batch_size() -> usize {
     5000
@@ -521,13 +530,16 @@ impl Settings {
                 .map_err(|r| invalid(format!("vendor.{name}"), r))?;
         }
         let f = &self.influxdb;
-        if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+        if f.api != InfluxApi::Files
+            && !(f.url.starts_with("http://") || f.url.starts_with("https://"))
+        {
             return Err(invalid(
                 "influxdb.url",
                 format!("{:?} must start with http:// or https://", f.url),
             ));
         }
         match f.api {
+            InfluxApi::Files => {}
             InfluxApi::V1 => {
                 if f.database.as_deref().unwrap_or("").is_empty() {
                     return Err(invalid("influxdb.database", "required when api = \"v1\""));

@@ -36,6 +36,7 @@ pub mod broker;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
+pub mod demo;
 pub mod indicators;
 pub mod model;
 pub mod normalise;

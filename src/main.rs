@@ -33,6 +33,9 @@ enum Cmd {
     Decode(envmon::decode::cli::DecodeArgs),
     /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
     Simulate(Box<envmon::sim::SimArgs>),
+    /// The whole job in one process: embedded broker, simulated stations, pipeline, indicators,
+    /// HTTP API; data to ./data (or an InfluxDB). Ctrl-C stops it.
+    Demo(Box<envmon::demo::DemoArgs>),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -85,6 +88,25 @@ fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimRepor
     })
 }
 
+fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rumqttd=off".into());
+    envmon::telemetry::init_logging(&envmon::config::LogSettings {
+        level,
+        format: "text".into(),
+    });
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel()
+        });
+        envmon::demo::run(args, stop).await
+    })?;
+    Ok(())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -129,6 +151,13 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Decode(a) => envmon::decode::cli::main(&a),
+        Cmd::Demo(args) => match demo(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Simulate(args) => match simulate(&args) {
             Ok(report) => {
                 print!("{report}");

@@ -92,6 +92,8 @@ pub struct Pipeline {
     sinks: Vec<SampleSink>,
     influx_up: watch::Sender<bool>,
     batch: Batch,
+    /// Arrival time of each station's latest sample (for `envmon_stations_online`).
+    last_seen: std::collections::HashMap<String, Instant>,
 }
 
 /// Result of [`Pipeline::flush`].
@@ -119,6 +121,7 @@ impl Pipeline {
             sinks: Vec::new(),
             influx_up,
             batch: Batch::default(),
+            last_seen: std::collections::HashMap::new(),
         }
     }
 
@@ -271,6 +274,15 @@ impl Pipeline {
                 measurement,
             })
         });
+        let now = Instant::now();
+        for s in &samples {
+            match self.last_seen.get_mut(&s.station) {
+                Some(t) => *t = now,
+                None => {
+                    self.last_seen.insert(s.station.clone(), now);
+                }
+            }
+        }
         self.batch.samples.extend(samples);
         self.push_msg(env.ack, outcome, env.origin);
     }
@@ -377,6 +389,13 @@ impl Pipeline {
                 }
             }
         }
+        let horizon = Duration::from_secs(15 * 60);
+        let online = self
+            .last_seen
+            .values()
+            .filter(|t| t.elapsed() < horizon)
+            .count();
+        self.metrics.stations_online.set(online as i64);
         if n > 0 {
             self.metrics
                 .write_batch_seconds

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub mqtt_connection_errors: Counter,
     /// 1 while connected to the broker.
     pub mqtt_connected: Gauge,
+    /// 1 once the broker acknowledged every subscription of the current connection.
+    pub mqtt_subscribed: Gauge,
+    /// Stations that sent data in the last 15 minutes (by arrival time).
+    pub stations_online: Gauge,
     /// 1 while the last contact with InfluxDB succeeded.
     pub influxdb_up: Gauge,
     /// MQTT messages received but not yet acknowledged.
@@ -91,6 +95,8 @@ impl Metrics {
             mqtt_connects: Counter::default(),
             mqtt_connection_errors: Counter::default(),
             mqtt_connected: Gauge::default(),
+            mqtt_subscribed: Gauge::default(),
+            stations_online: Gauge::default(),
             influxdb_up: Gauge::default(),
             acks_pending: Gauge::default(),
             acks_sent: Counter::default(),
@@ -149,6 +155,16 @@ impl Metrics {
             m.mqtt_connected.clone(),
         );
         reg.register(
+            "envmon_mqtt_subscribed",
+            "1 once the broker acknowledged every subscription of the current connection",
+            m.mqtt_subscribed.clone(),
+        );
+        reg.register(
+            "envmon_stations_online",
+            "Stations that sent data in the last 15 minutes",
+            m.stations_online.clone(),
+        );
+        reg.register(
             "envmon_influxdb_up",
             "1 while the last contact with InfluxDB succeeded",
             m.influxdb_up.clone(),
@@ -203,8 +219,10 @@ pub fn init_logging(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if log.format == "json" {
         builder.json().try_init()

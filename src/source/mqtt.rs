@@ -283,6 +283,12 @@ async fn poll_loop(
             }
             Ok(Event::Incoming(Packet::SubAck(s))) => {
                 use rumqttc::SubscribeReasonCode;
+                if s.return_codes
+                    .iter()
+                    .all(|c| !matches!(c, SubscribeReasonCode::Failure))
+                {
+                    metrics.mqtt_subscribed.set(1);
+                }
                 for (code, f) in s.return_codes.iter().zip(filters.iter()) {
                     match code {
                         SubscribeReasonCode::Failure => {
@@ -304,6 +310,7 @@ async fn poll_loop(
             Err(e) => {
                 metrics.mqtt_connection_errors.inc();
                 metrics.mqtt_connected.set(0);
+                metrics.mqtt_subscribed.set(0);
                 let was = *state.borrow();
                 state.send_replace(ConnState {
                     connected: false,

@@ -162,6 +162,7 @@ impl Writer {
                     }),
                 }
             }
+            InfluxApi::Files => return Writer::files(&s.files_dir),
             InfluxApi::V2 => {
                 let builder = reqwest::Client::builder()
                     .timeout(Duration::from_secs(s.timeout_s))

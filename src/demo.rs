@@ -1,0 +1,367 @@
+//! `envmon demo`: the whole job in one process, with nothing installed.
+//!
+//! Starts an embedded MQTT broker (rumqttd) on 127.0.0.1, the full envmon pipeline with its
+//! indicator engines and HTTP API, and the station simulator publishing the sample registry's
+//! stations into the broker. Writes to line-protocol files under `--data-dir` (or to an
+//! InfluxDB given with `--influxdb-url`), prints what runs where, then a status line every few
+//! seconds. Ctrl-C (or `--duration`) stops the simulator, lets the pipeline store and
+//! acknowledge what it holds, then stops envmon and the broker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{start_embedded, BrokerOptions};
+use crate::config::Settings;
+use crate::registry::Registry;
+use crate::sim::{self, FaultPlan, SimArgs};
+use crate::telemetry::{Metrics, SourceLabel};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("embedded broker: {0}")]
+    Broker(String),
+    #[error("demo settings: {0}")]
+    Settings(String),
+    #[error("station registry: {0}")]
+    Registry(String),
+    #[error("envmon: {0}")]
+    App(String),
+    #[error("simulator: {0}")]
+    Sim(String),
+}
+
+/// `envmon demo` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Stop by itself after this long (e.g. 20s, 10m); until Ctrl-C when absent.
+    #[arg(long, value_parser = sim::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Station registry to simulate and ingest.
+    #[arg(long, default_value = "config/stations.toml")]
+    pub stations: PathBuf,
+    /// Targets file for the indicator engines (skipped when the file does not exist).
+    #[arg(long, default_value = "config/targets.toml")]
+    pub targets: PathBuf,
+    /// Port of the embedded broker on 127.0.0.1 (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    pub broker_port: u16,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub http: String,
+    /// Where line-protocol files, dead-letters and engine state go.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Write to this InfluxDB (v1 `/write` API) instead of files, e.g. http://127.0.0.1:8086.
+    #[arg(long)]
+    pub influxdb_url: Option<String>,
+    /// Database for `--influxdb-url` (must exist).
+    #[arg(long, default_value = "envmon")]
+    pub influxdb_database: String,
+    /// Simulated past published first, as fast as the pipeline takes it, so indicators have data.
+    #[arg(long, default_value = "3h", value_parser = sim::parse_duration)]
+    pub backfill: Duration,
+    /// Messages per second in total (compresses simulated time); real time when absent.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Payload formats the simulator uses: json, senml, hj212 or mixed.
+    #[arg(long, default_value = "mixed")]
+    pub format: String,
+    /// Faults to rehearse (syntax: `envmon simulate --help`), e.g. "offline:WJ-A01,malformed".
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Seed of the simulator (same seed, same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Reporting period of the simulated micro-stations (real ones report every minute; the
+    /// demo is faster so that data keeps flowing on screen).
+    #[arg(long, default_value = "10s", value_parser = sim::parse_duration)]
+    pub micro_period: Duration,
+    /// Seconds between status lines.
+    #[arg(long, default_value = "5s", value_parser = sim::parse_duration)]
+    pub status_every: Duration,
+}
+
+/// What a demo run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoReport {
+    pub broker: String,
+    pub messages_published: u64,
+    pub messages_received: u64,
+    pub readings_written: u64,
+    pub deadletters: u64,
+    pub data_dir: PathBuf,
+}
+
+/// The settings the demo runs envmon with.
+pub fn demo_settings(args: &DemoArgs, broker_port: u16) -> Result<Settings, DemoError> {
+    let data = args.data_dir.display().to_string();
+    let sink = match &args.influxdb_url {
+        Some(url) => format!(
+            "url = {url:?}\napi = \"v1\"\ndatabase = {:?}",
+            args.influxdb_database
+        ),
+        None => format!("url = \"http://127.0.0.1:8086\"\napi = \"files\"\nfiles_dir = {data:?}"),
+    };
+    let targets = if args.targets.exists() {
+        format!(
+            "[targets]\nfile = {:?}\n",
+            args.targets.display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    let text = format!(
+        r#"
+[mqtt]
+host = "127.0.0.1"
+port = {broker_port}
+client_id = "envmon-demo"
+keep_alive_s = 10
+# rumqttd sends a subscriber at most 100 unacknowledged QoS 1 messages.
+inflight_window = 100
+[[mqtt.subscriptions]]
+topic = "env/json/+"
+format = "json"
+[[mqtt.subscriptions]]
+topic = "env/senml/+"
+format = "senml"
+[[mqtt.subscriptions]]
+topic = "env/hj212/+"
+format = "hj212"
+[influxdb]
+{sink}
+batch_age_ms = 200
+[stations]
+file = {stations:?}
+{targets}
+[deadletter]
+dir = {dl:?}
+[http]
+listen = {http:?}
+[log]
+level = "warn"
+[indicators]
+state_dir = {state:?}
+"#,
+        stations = args.stations.display().to_string(),
+        dl = args.data_dir.join("deadletter").display().to_string(),
+        http = args.http,
+        state = args.data_dir.join("state").display().to_string(),
+    );
+    Settings::from_toml_with_env(&text, std::iter::empty())
+        .map_err(|e| DemoError::Settings(e.to_string()))
+}
+
+fn received(m: &Metrics) -> u64 {
+    ["mqtt", "hj212_tcp"]
+        .iter()
+        .map(|s| {
+            m.messages_received
+                .get_or_create(&SourceLabel {
+                    source: s.to_string(),
+                })
+                .get()
+        })
+        .sum()
+}
+
+fn written(m: &Metrics) -> u64 {
+    ["air", "water"]
+        .iter()
+        .map(|s| {
+            m.readings_written
+                .get_or_create(&crate::telemetry::MeasurementLabel {
+                    measurement: s.to_string(),
+                })
+                .get()
+        })
+        .sum()
+}
+
+fn deadletters(m: &Metrics) -> u64 {
+    let text = m.render();
+    text.lines()
+        .filter(|l| l.starts_with("envmon_deadletter_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The city AQI of the latest hour, read from envmon's own API.
+async fn city_aqi(http: &str) -> Option<String> {
+    let url = format!("http://{http}/api/v1/air/aqi?scope=city&id=suzhou&period=hour");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    let items = v.as_array().or_else(|| v.get("items")?.as_array())?;
+    let last = items.last()?;
+    let aqi = last.get("aqi")?;
+    let zh = last
+        .pointer("/category/zh")
+        .and_then(|c| c.as_str())
+        .unwrap_or("");
+    Some(format!("{aqi} {zh}"))
+}
+
+/// Run the demo until `stop` fires or `--duration` passes.
+pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, DemoError> {
+    let registry =
+        Registry::load(&args.stations).map_err(|e| DemoError::Registry(e.to_string()))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], args.broker_port).into();
+    let broker = start_embedded(addr, BrokerOptions::default())
+        .map_err(|e| DemoError::Broker(e.to_string()))?;
+    let settings = demo_settings(&args, broker.addr().port())?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", args.data_dir.display())))?;
+
+    let sink = match &args.influxdb_url {
+        Some(u) => format!("InfluxDB {u} (database {})", args.influxdb_database),
+        None => format!(
+            "line-protocol files {}/envmon-<date>.lp",
+            args.data_dir.display()
+        ),
+    };
+    println!("envmon demo — 环境监测演示 / environmental monitoring demo");
+    println!("  broker    {} (embedded rumqttd)", broker.url());
+    println!(
+        "  stations  {} from {}",
+        registry.len(),
+        args.stations.display()
+    );
+    println!("  data      {sink}");
+    println!("  dead-letters {}/deadletter", args.data_dir.display());
+    println!("  API       http://{}/api/v1/air/aqi?scope=city&id=suzhou   http://{}/api/v1/water/sections", args.http, args.http);
+    println!("  metrics   http://{}/metrics", args.http);
+    println!(
+        "  stop with Ctrl-C{}",
+        match args.duration {
+            Some(d) => format!(" (or after {}s)", d.as_secs()),
+            None => String::new(),
+        }
+    );
+
+    let metrics = Metrics::new();
+    let app_stop = CancellationToken::new();
+    let app = {
+        let (m, s, r, st) = (
+            metrics.clone(),
+            settings,
+            registry.clone(),
+            app_stop.clone(),
+        );
+        tokio::spawn(async move { crate::app::run_with(s, r, m, st.cancelled_owned()).await })
+    };
+
+    // Publish only once envmon's subscriptions stand (rumqttd keeps nothing for a filter that
+    // nobody has subscribed yet).
+    let t0 = Instant::now();
+    while metrics.mqtt_subscribed.get() == 0 {
+        if app.is_finished() || t0.elapsed() > Duration::from_secs(15) {
+            app_stop.cancel();
+            let r = app.await;
+            broker.shutdown();
+            return Err(DemoError::App(match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => "did not subscribe to the embedded broker within 15 s".into(),
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut sim_args = SimArgs::new(broker.url());
+    sim_args.stations = args.stations.clone();
+    sim_args.seed = args.seed;
+    sim_args.rate = args.rate;
+    sim_args.backfill = Some(args.backfill);
+    sim_args.client_id = Some("envmon-demo-simulator".into());
+    sim_args.micro_period = args.micro_period;
+    sim_args.format = args.format.parse().map_err(|e: String| DemoError::Sim(e))?;
+    sim_args.faults = args
+        .faults
+        .parse::<FaultPlan>()
+        .map_err(|e| DemoError::Sim(e.to_string()))?;
+    let sim_stop = CancellationToken::new();
+    let sim_task = {
+        let (a, r, c) = (sim_args.clone(), registry.clone(), sim_stop.clone());
+        tokio::spawn(async move { sim::run_simulate_with(&a, Some(r), c, None).await })
+    };
+
+    let started = Instant::now();
+    let deadline = args.duration.map(|d| started + d);
+    let mut last = (Instant::now(), received(&metrics));
+    let mut tick = tokio::time::interval(args.status_every.max(Duration::from_millis(200)));
+    tick.tick().await;
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = until_deadline => break,
+            _ = tick.tick() => {
+                let now = (Instant::now(), received(&metrics));
+                let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64().max(1e-3);
+                last = now;
+                let aqi = city_aqi(&args.http).await.unwrap_or_else(|| "—".into());
+                println!(
+                    "[{:>4}s] {:>7.0} msg/s | stations online {:>3} | readings stored {:>8} | city AQI {} | dead-letters {}",
+                    started.elapsed().as_secs(),
+                    rate,
+                    metrics.stations_online.get(),
+                    written(&metrics),
+                    aqi,
+                    deadletters(&metrics),
+                );
+            }
+        }
+        if sim_task.is_finished() && args.duration.is_none() {
+            break;
+        }
+    }
+
+    // Stop publishing, let envmon store and acknowledge what it holds, then stop it.
+    sim_stop.cancel();
+    let sim_report = match tokio::time::timeout(Duration::from_secs(15), sim_task).await {
+        Ok(Ok(Ok(r))) => Some(r),
+        Ok(Ok(Err(e))) => {
+            eprintln!("simulator: {e}");
+            None
+        }
+        _ => None,
+    };
+    let drain = Instant::now();
+    while metrics.acks_pending.get() > 0 && drain.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app_stop.cancel();
+    match app.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(DemoError::App(e.to_string())),
+        Err(e) => return Err(DemoError::App(e.to_string())),
+    }
+    let broker_url = broker.url();
+    broker.shutdown();
+    let report = DemoReport {
+        broker: broker_url,
+        messages_published: sim_report.map(|r| r.messages_acked).unwrap_or(0),
+        messages_received: received(&metrics),
+        readings_written: written(&metrics),
+        deadletters: deadletters(&metrics),
+        data_dir: args.data_dir.clone(),
+    };
+    println!(
+        "demo stopped: {} messages published, {} received, {} readings stored, {} dead-letters",
+        report.messages_published,
+        report.messages_received,
+        report.readings_written,
+        report.deadletters
+    );
+    Ok(report)
+}

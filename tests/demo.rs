@@ -1,0 +1,107 @@
+//! `envmon demo`: one process, nothing installed — data files appear, the API answers, and it
+//! stops by itself with everything it received stored.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+#[test]
+fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_envmon"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "demo",
+            "--duration",
+            "20s",
+            "--status-every",
+            "2s",
+            "--http",
+        ])
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs: metrics and the API answer, and readings are being stored.
+    let t0 = Instant::now();
+    let mut stored = 0.0;
+    while t0.elapsed() < Duration::from_secs(15) {
+        if let Some((200, m)) = get(http, "/metrics") {
+            stored = m
+                .lines()
+                .filter(|l| l.starts_with("envmon_readings_written_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if stored > 1000.0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(stored > 1000.0, "readings stored while running: {stored}");
+    let (code, body) = get(http, "/readyz").expect("readyz");
+    assert_eq!(code, 200, "{body}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop by itself");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("broker    mqtt://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("msg/s"), "status lines: {stdout}");
+    // The final line: everything received was stored or dead-lettered, nothing left behind.
+    let last = stdout
+        .lines()
+        .find(|l| l.starts_with("demo stopped:"))
+        .expect("summary line");
+    let nums: Vec<u64> = last
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (published, received) = (nums[0], nums[1]);
+    assert!(published > 100, "{last}");
+    assert_eq!(published, received, "{last}");
+    // Data files appear, in line protocol, with both measurements.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".lp"))
+        .collect();
+    assert!(!files.is_empty(), "no data files");
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("air,")));
+    assert!(text.lines().any(|l| l.starts_with("water,")));
+    assert!(text.lines().count() as u64 >= received / 2);
+}
