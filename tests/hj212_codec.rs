@@ -489,3 +489,10 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn fast_crc_equals_reference(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        prop_assert_eq!(hj212::crc::crc16(&bytes), hj212::crc::crc16_reference(&bytes));
+    }
+}

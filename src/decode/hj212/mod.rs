@@ -353,7 +353,14 @@ pub fn readings_from_segment(
             // SampleTime, ZsRtd/ZsAvg… (converted values), EFlag, RS, Info… carry no reading.
             _ => continue,
         };
-        let idx = match accs.iter().position(|a| a.code.eq_ignore_ascii_case(code)) {
+        // Fields of one pollutant usually come together: try the last group first.
+        let same_as_last = accs.last().is_some_and(|a| a.code == code);
+        let found = if same_as_last {
+            Some(accs.len() - 1)
+        } else {
+            accs.iter().position(|a| a.code.eq_ignore_ascii_case(code))
+        };
+        let idx = match found {
             Some(i) => i,
             None => {
                 accs.push(Acc {
