@@ -496,3 +496,30 @@ proptest! {
         prop_assert_eq!(hj212::crc::crc16(&bytes), hj212::crc::crc16_reference(&bytes));
     }
 }
+
+#[test]
+fn options_from_toml_with_defaults_and_unknown_keys_rejected() {
+    let o: Hj212Options = toml::from_str(
+        r#"
+listen = "0.0.0.0:9010"
+accept_bad_length = true
+max_connections = 50
+time_calibration = true
+[codes]
+a21030 = "o3"
+[units]
+w01016 = "ug/L"
+"#,
+    )
+    .unwrap();
+    assert_eq!(o.listen.as_deref(), Some("0.0.0.0:9010"));
+    assert!(o.accept_bad_length && o.time_calibration);
+    assert_eq!(o.max_connections, 50);
+    assert_eq!(o.max_frame_len, 4096, "default kept");
+    assert_eq!(o.idle_timeout_s, 600);
+    assert_eq!(o.codes["a21030"], "o3");
+    let d: Hj212Options = toml::from_str("").unwrap();
+    assert_eq!(d.listen, None);
+    assert!(!d.accept_bad_length);
+    assert!(toml::from_str::<Hj212Options>("lisen = \"x\"").is_err());
+}
