@@ -34,7 +34,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -418,7 +418,14 @@ async fn connection(
     let idle = Duration::from_secs(shared.opts.idle_timeout_s.max(1));
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     let stop = cancel.child_token();
-    let writer = tokio::spawn(writer(wr, reply_rx, shared.clone(), stop.clone(), idle));
+    let why_stopped = Arc::new(OnceLock::new());
+    let writer = tokio::spawn(writer(
+        wr,
+        reply_rx,
+        shared.clone(),
+        (stop.clone(), why_stopped.clone()),
+        idle,
+    ));
     let mut conn = Conn {
         origin: format!("hj212/tcp/{peer}"),
         shared: shared.clone(),
@@ -448,7 +455,11 @@ async fn connection(
         }
         tokio::select! {
             _ = stop.cancelled() => {
-                break if cancel.is_cancelled() { "shutdown" } else { "not stored" };
+                break if cancel.is_cancelled() {
+                    "shutdown"
+                } else {
+                    why_stopped.get().copied().unwrap_or("not stored")
+                };
             }
             _ = tokio::time::sleep_until(split_deadline.unwrap_or(deadline)), if split_deadline.is_some() => {
                 if !conn.expire_splits(split_timeout, false).await {
@@ -519,7 +530,7 @@ async fn writer(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Reply>,
     shared: Arc<Shared>,
-    stop: CancellationToken,
+    (stop, why): (CancellationToken, Arc<OnceLock<&'static str>>),
     idle: Duration,
 ) {
     while let Some(reply) = rx.recv().await {
@@ -537,6 +548,7 @@ async fn writer(
                 Err(_) => {
                     tracing::warn!(mn = %mn,
                         "hj212: upload not stored; no response, closing so the logger resends");
+                    let _ = why.set("not stored");
                     stop.cancel();
                     break;
                 }
@@ -544,7 +556,13 @@ async fn writer(
         };
         match tokio::time::timeout(idle, wr.write_all(&bytes)).await {
             Ok(Ok(())) => {}
-            _ => {
+            Ok(Err(_)) => {
+                let _ = why.set("error");
+                stop.cancel();
+                break;
+            }
+            Err(_) => {
+                let _ = why.set("write timeout");
                 stop.cancel();
                 break;
             }
