@@ -5,6 +5,8 @@
 //! never parses readings for the pipeline's sake and never acknowledges anything to its peer
 //! before the handle says so.
 
+pub mod hj212_tcp;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;

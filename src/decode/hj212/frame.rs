@@ -1,0 +1,221 @@
+//! Frame check (header, length, CRC, terminator) and data-segment parsing, borrowed from the
+//! input: no allocation. Check first, parse second (architecture.md §4 example 2).
+
+use super::crc::{crc16, parse_hex4};
+use super::Hj212Error;
+use crate::decode::snippet;
+
+/// A frame that passed the checks: its data segment and what the length field said.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    /// Data segment (between `##LLLL` and the CRC), valid UTF-8.
+    pub data: &'a str,
+    /// Value of the 4-digit length field.
+    pub declared_len: usize,
+    /// False when the length field disagrees with the data (only with `accept_bad_length`).
+    pub length_ok: bool,
+}
+
+/// Check one complete frame: `##`, 4 decimal digits, data, 4 hex digits of CRC (either case),
+/// then `\r\n`. A missing terminator is tolerated at the very end of a payload (MQTT relays often
+/// strip it); nothing else may follow the CRC. CRC is checked before the length field, so a frame
+/// with both wrong reports `bad crc`.
+pub fn check(payload: &[u8], accept_bad_length: bool) -> Result<Checked<'_>, Hj212Error> {
+    let body = payload
+        .strip_suffix(b"\r\n")
+        .or_else(|| payload.strip_suffix(b"\n"))
+        .unwrap_or(payload);
+    if body.len() < 10 || !body.starts_with(b"##") {
+        return Err(Hj212Error::NotAFrame {
+            snippet: snippet(payload),
+        });
+    }
+    let len_field = &body[2..6];
+    if !len_field.iter().all(u8::is_ascii_digit) {
+        return Err(Hj212Error::NotAFrame {
+            snippet: snippet(payload),
+        });
+    }
+    let declared_len = len_field
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    let data = &body[6..body.len() - 4];
+    let crc_field = &body[body.len() - 4..];
+    let Some(stated) = parse_hex4(crc_field) else {
+        return Err(Hj212Error::NotAFrame {
+            snippet: snippet(payload),
+        });
+    };
+    let computed = crc16(data);
+    if computed != stated {
+        return Err(Hj212Error::BadCrc {
+            stated,
+            computed,
+            station: mn_hint(data),
+        });
+    }
+    let length_ok = declared_len == data.len();
+    if !length_ok && !accept_bad_length {
+        return Err(Hj212Error::BadLength {
+            declared: declared_len,
+            actual: data.len(),
+            station: mn_hint(data),
+        });
+    }
+    let data = std::str::from_utf8(data).map_err(|_| Hj212Error::Malformed {
+        what: "data segment is not ASCII/UTF-8",
+        snippet: snippet(data),
+        station: None,
+    })?;
+    Ok(Checked {
+        data,
+        declared_len,
+        length_ok,
+    })
+}
+
+/// Best-effort MN of a frame that failed its checks (for error context only; bounded length).
+pub fn mn_hint(data: &[u8]) -> Option<String> {
+    let pos = find(data, b"MN=")?;
+    let rest = &data[pos + 3..];
+    let end = rest
+        .iter()
+        .position(|&c| c == b';' || c == b'&')
+        .unwrap_or(rest.len())
+        .min(40);
+    let mn = std::str::from_utf8(&rest[..end]).ok()?;
+    if mn.is_empty() || !mn.bytes().all(|c| c.is_ascii_graphic()) {
+        return None;
+    }
+    Some(mn.to_string())
+}
+
+/// First occurrence of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The fields of a data segment. `cp` is the text between `CP=&&` and the closing `&&`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub qn: Option<&'a str>,
+    pub st: Option<&'a str>,
+    pub cn: Option<&'a str>,
+    pub pw: Option<&'a str>,
+    pub mn: Option<&'a str>,
+    /// Packet flag (A = bit 0, D = bit 1, version = bits 2..7). Absent in 2005-style frames.
+    pub flag: Option<u8>,
+    pub pnum: Option<u32>,
+    pub pno: Option<u32>,
+    pub cp: &'a str,
+}
+
+impl Segment<'_> {
+    /// Flag bit A: the sender wants a response.
+    pub fn wants_ack(&self) -> bool {
+        self.flag.is_some_and(|f| f & 1 == 1)
+    }
+    /// Flag bit D: the packet is one part of a split upload (carries PNUM/PNO).
+    pub fn is_split(&self) -> bool {
+        self.flag.is_some_and(|f| f & 2 == 2)
+    }
+    /// Protocol version bits: 0 = HJ/T 212-2005, 1 = HJ 212-2017 (others informational).
+    pub fn version(&self) -> u8 {
+        self.flag.unwrap_or(0) >> 2
+    }
+}
+
+fn malformed(what: &'static str, s: &str, mn: Option<&str>) -> Hj212Error {
+    Hj212Error::Malformed {
+        what,
+        snippet: snippet(s.as_bytes()),
+        station: mn.map(str::to_string),
+    }
+}
+
+/// Parse a data segment (already checked).
+pub fn parse_segment(data: &str) -> Result<Segment<'_>, Hj212Error> {
+    let Some(cp_at) = data.find("CP=&&") else {
+        return Err(malformed("no CP=&&…&& in data segment", data, None));
+    };
+    let header = &data[..cp_at];
+    let mut seg = Segment::default();
+    for field in header.split(';') {
+        if field.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = field.split_once('=') else {
+            return Err(malformed("header field without '='", field, seg.mn));
+        };
+        match k {
+            "QN" => seg.qn = Some(v),
+            "ST" => seg.st = Some(v),
+            "CN" => seg.cn = Some(v),
+            "PW" => seg.pw = Some(v),
+            "MN" => seg.mn = Some(v),
+            "Flag" => {
+                seg.flag = Some(
+                    v.parse::<u8>()
+                        .map_err(|_| malformed("Flag is not a number 0..255", v, seg.mn))?,
+                )
+            }
+            "PNUM" => {
+                seg.pnum = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| malformed("PNUM is not a number", v, seg.mn))?,
+                )
+            }
+            "PNO" => {
+                seg.pno = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| malformed("PNO is not a number", v, seg.mn))?,
+                )
+            }
+            _ => {} // unknown header keys are ignored
+        }
+    }
+    let rest = &data[cp_at + 5..];
+    let Some(cp) = rest.strip_suffix("&&") else {
+        return Err(malformed("CP not closed by && at the end", rest, seg.mn));
+    };
+    seg.cp = cp;
+    Ok(seg)
+}
+
+/// `key=value` fields of a CP body (`;` between groups, `,` within a group); empty fields are
+/// skipped; a field without `=` is yielded with `None`.
+pub fn cp_fields(cp: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    cp.split([';', ','])
+        .filter(|f| !f.is_empty())
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (f, None),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_fields() {
+        let s = parse_segment(
+            "QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&",
+        )
+        .unwrap();
+        assert_eq!(s.qn, Some("20160801085857223"));
+        assert_eq!(s.cn, Some("1062"));
+        assert_eq!(s.flag, Some(5));
+        assert!(s.wants_ack());
+        assert!(!s.is_split());
+        assert_eq!(s.version(), 1);
+        assert_eq!(s.cp, "RtdInterval=30");
+        let e = parse_segment("QN=1;CN=2011").unwrap_err();
+        assert_eq!(e.reason(), "malformed");
+        let e = parse_segment("CN=2011;CP=&&DataTime=1").unwrap_err();
+        assert_eq!(e.reason(), "malformed");
+    }
+}

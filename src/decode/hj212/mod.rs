@@ -1,0 +1,527 @@
+//! HJ 212-2017 (and HJ/T 212-2005) frames → [`Reading`]s. Pure: no I/O, no async.
+//!
+//! Layout: [`crc`] (Appendix A CRC16), [`frame`] (check, then parse, borrowed), [`codes`]
+//! (pollutant code table), [`encode`] (frames for the simulator, tests and listener replies).
+//! The TCP listener lives in `crate::source::hj212_tcp` and uses the pieces below directly.
+//!
+//! Accepted / rejected and why: docs/formats-hj212.md.
+
+pub mod codes;
+pub mod crc;
+pub mod encode;
+pub mod frame;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::DecodeContext;
+use crate::model::{Flag, Interval, Reading};
+use crate::registry::{Registry, Station};
+
+pub use frame::{check, parse_segment, Checked, Segment};
+
+/// Time zone of DataTime/QN when the station has none (or there is no registry).
+pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
+
+/// `[hj212]` section of `config/envmon.toml`. Every key has a default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hj212Options {
+    /// TCP listen address of the data-logger listener, e.g. `"0.0.0.0:9010"`; off when unset.
+    pub listen: Option<String>,
+    /// Accept frames whose 4-digit length field disagrees with the data (counted and logged);
+    /// default false: such frames are rejected with `bad length`.
+    pub accept_bad_length: bool,
+    /// Longest frame accepted on TCP, bytes including `##LLLL`, CRC and CRLF (standard: 1024 data
+    /// bytes; real loggers send more). Longer input is discarded up to the next `##`.
+    pub max_frame_len: usize,
+    /// Concurrent TCP connections; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Close a TCP connection that sends nothing for this long, or that takes this long to
+    /// complete a frame it started (slow-drip clients).
+    pub idle_timeout_s: u64,
+    /// How long the parts of a split upload (Flag bit D, PNUM/PNO) may take to arrive; after that
+    /// the parts that did arrive are dead-lettered as `incomplete split`.
+    pub split_timeout_s: u64,
+    /// Answer CN=1013 time-calibration requests with CN=1012 (set device time).
+    pub time_calibration: bool,
+    /// Reject DataTime more than this many seconds ahead of the server clock (`future time`).
+    pub max_future_s: u64,
+    /// Extra or overriding code → canonical parameter aliases (keys case-insensitive).
+    pub codes: BTreeMap<String, String>,
+    /// Unit overrides, keyed by code or by canonical parameter (code wins); `""` = none.
+    pub units: BTreeMap<String, String>,
+}
+
+impl Default for Hj212Options {
+    fn default() -> Self {
+        Hj212Options {
+            listen: None,
+            accept_bad_length: false,
+            max_frame_len: 4096,
+            max_connections: 1024,
+            idle_timeout_s: 600,
+            split_timeout_s: 60,
+            time_calibration: false,
+            max_future_s: 3600,
+            codes: BTreeMap::new(),
+            units: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why an HJ 212 frame was rejected. `Display` is the full explanation with bounded context
+/// (payload snippets are truncated, passwords never appear).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Hj212Error {
+    #[error("not an HJ 212 frame (expected ##, 4-digit length, data, 4-hex CRC): {snippet:?}")]
+    NotAFrame { snippet: String },
+    #[error("CRC mismatch: frame says {stated:04X}, data gives {computed:04X} (HJ 212 Appendix A CRC16)")]
+    BadCrc {
+        stated: u16,
+        computed: u16,
+        station: Option<String>,
+    },
+    #[error("length field says {declared} but the data segment has {actual} bytes")]
+    BadLength {
+        declared: usize,
+        actual: usize,
+        station: Option<String>,
+    },
+    #[error("malformed frame: {what}: {snippet:?}")]
+    Malformed {
+        what: &'static str,
+        snippet: String,
+        station: Option<String>,
+    },
+    #[error("missing {field} in frame from {}", station.as_deref().unwrap_or("unknown MN"))]
+    MissingField {
+        field: &'static str,
+        station: Option<String>,
+    },
+    #[error("{field}: {value:?} is not a finite number")]
+    BadValue {
+        field: String,
+        value: String,
+        station: String,
+    },
+    #[error("{field}: unknown data flag {value:?} (expected N F M S D C T B, P or 0..3)")]
+    BadFlag {
+        field: String,
+        value: String,
+        station: String,
+    },
+    #[error("{field}: {value:?} is not a valid local time yyyyMMddHHmmss[SSS] in {tz}")]
+    BadTime {
+        field: &'static str,
+        value: String,
+        tz: Tz,
+        station: String,
+    },
+    #[error("DataTime {time} is in the future (server time {now})")]
+    FutureTime {
+        time: DateTime<Utc>,
+        now: DateTime<Utc>,
+        station: String,
+    },
+    #[error("unknown station: no station in the registry has MN {mn:?}")]
+    UnknownStation { mn: String },
+    #[error("authentication failure: wrong PW for MN {mn:?} (station {station})")]
+    AuthFailure { mn: String, station: String },
+}
+
+impl Hj212Error {
+    /// Short, fixed label for metrics and dead-letter grouping (a bounded set).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Hj212Error::NotAFrame { .. } => "bad frame",
+            Hj212Error::BadCrc { .. } => "bad crc",
+            Hj212Error::BadLength { .. } => "bad length",
+            Hj212Error::Malformed { .. } => "malformed",
+            Hj212Error::MissingField { .. } => "missing field",
+            Hj212Error::BadValue { .. } => "bad value",
+            Hj212Error::BadFlag { .. } => "bad flag",
+            Hj212Error::BadTime { .. } => "bad time",
+            Hj212Error::FutureTime { .. } => "future time",
+            Hj212Error::UnknownStation { .. } => "unknown station",
+            Hj212Error::AuthFailure { .. } => "auth failure",
+        }
+    }
+
+    /// Station id (or the MN, when no station is known) the frame named, if it got that far.
+    pub fn station(&self) -> Option<&str> {
+        match self {
+            Hj212Error::NotAFrame { .. } => None,
+            Hj212Error::BadCrc { station, .. }
+            | Hj212Error::BadLength { station, .. }
+            | Hj212Error::Malformed { station, .. }
+            | Hj212Error::MissingField { station, .. } => station.as_deref(),
+            Hj212Error::BadValue { station, .. }
+            | Hj212Error::BadFlag { station, .. }
+            | Hj212Error::BadTime { station, .. }
+            | Hj212Error::FutureTime { station, .. }
+            | Hj212Error::AuthFailure { station, .. } => Some(station),
+            Hj212Error::UnknownStation { mn } => Some(mn),
+        }
+    }
+}
+
+static BAD_LENGTH_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+/// Frames accepted despite a wrong length field (`accept_bad_length`), process-wide, all paths.
+pub fn bad_length_accepted_total() -> u64 {
+    BAD_LENGTH_ACCEPTED.load(Ordering::Relaxed)
+}
+
+/// Record one frame accepted with a wrong length field (log + process-wide count).
+pub fn note_bad_length(checked: &Checked<'_>) {
+    BAD_LENGTH_ACCEPTED.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        declared = checked.declared_len,
+        actual = checked.data.len(),
+        mn = frame::mn_hint(checked.data.as_bytes())
+            .as_deref()
+            .unwrap_or("?"),
+        "hj212 frame with wrong length field accepted (accept_bad_length)"
+    );
+}
+
+/// Interval a data-upload CN carries; `None` for commands, responses and other uploads.
+pub fn interval_for_cn(cn: &str) -> Option<Interval> {
+    match cn {
+        "2011" => Some(Interval::Rt),
+        "2051" => Some(Interval::Min),
+        "2061" => Some(Interval::Hour),
+        "2031" => Some(Interval::Day),
+        _ => None,
+    }
+}
+
+/// Data flag of a `-Flag` field: HJ 212-2017 letters (either case), HJ/T 212-2005 `P`, and the
+/// 2005 air-station digits 0 calibration → C, 1 meteorological parameter → N, 2 abnormal → D,
+/// 3 normal → N.
+pub fn parse_flag(s: &str) -> Option<Flag> {
+    Some(match s {
+        "N" | "n" | "1" | "3" => Flag::N,
+        "F" | "f" => Flag::F,
+        "M" | "m" => Flag::M,
+        "S" | "s" => Flag::S,
+        "D" | "d" | "2" => Flag::D,
+        "C" | "c" | "0" => Flag::C,
+        "T" | "t" => Flag::T,
+        "B" | "b" => Flag::B,
+        "P" | "p" => Flag::P,
+        _ => return None,
+    })
+}
+
+/// `yyyyMMddHHmmss` or `yyyyMMddHHmmssSSS` (QN style) as a naive local time.
+pub fn parse_local_time(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if !(b.len() == 14 || b.len() == 17) || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> u32 {
+        b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
+    };
+    let date = NaiveDate::from_ymd_opt(n(0..4) as i32, n(4..6), n(6..8))?;
+    let ms = if b.len() == 17 { n(14..17) } else { 0 };
+    date.and_hms_milli_opt(n(8..10), n(10..12), n(12..14), ms)
+}
+
+/// Local time in `tz` → UTC (earliest of an ambiguous pair; `None` in a DST gap).
+pub fn local_to_utc(t: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    tz.from_local_datetime(&t)
+        .earliest()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Resolve the frame's MN to a station and check its password.
+///
+/// With a registry: unknown MN → `unknown station`; a station with `pw` set and a frame whose PW
+/// differs (or is missing) → `auth failure`. Without a registry: `Ok(None)` (station = MN).
+pub fn authenticate<'r>(
+    seg: &Segment<'_>,
+    registry: Option<&'r Registry>,
+) -> Result<Option<&'r Arc<Station>>, Hj212Error> {
+    let mn = seg.mn.ok_or(Hj212Error::MissingField {
+        field: "MN",
+        station: None,
+    })?;
+    let Some(reg) = registry else {
+        return Ok(None);
+    };
+    let st = reg
+        .by_mn(mn)
+        .ok_or_else(|| Hj212Error::UnknownStation { mn: bounded(mn) })?;
+    if let Some(expected) = &st.pw {
+        let given = seg.pw.unwrap_or("");
+        if !ct_eq(given.as_bytes(), expected.as_bytes()) {
+            return Err(Hj212Error::AuthFailure {
+                mn: bounded(mn),
+                station: st.id.clone(),
+            });
+        }
+    }
+    Ok(Some(st))
+}
+
+/// Constant-time equality (length leaks, contents do not).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bounded(s: &str) -> String {
+    if s.len() <= 64 {
+        s.to_string()
+    } else {
+        super::snippet(s.as_bytes())
+    }
+}
+
+/// Per-pollutant accumulator while scanning CP.
+#[derive(Debug, Clone, Copy)]
+struct Acc<'a> {
+    code: &'a str,
+    rtd: Option<f64>,
+    avg: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    cou: Option<f64>,
+    flag: Option<Flag>,
+}
+
+/// Readings of an authenticated data segment (`station` = id written into each reading).
+pub fn readings_from_segment(
+    seg: &Segment<'_>,
+    station: &str,
+    tz: Tz,
+    ctx: &DecodeContext<'_>,
+) -> Result<Vec<Reading>, Hj212Error> {
+    let cn = seg.cn.ok_or_else(|| Hj212Error::MissingField {
+        field: "CN",
+        station: Some(station.to_string()),
+    })?;
+    let Some(interval) = interval_for_cn(cn) else {
+        return Ok(Vec::new());
+    };
+    let opts = ctx.hj212;
+    let mut data_time: Option<&str> = None;
+    let mut accs: Vec<Acc<'_>> = Vec::with_capacity(16);
+    for (key, value) in frame::cp_fields(seg.cp) {
+        let Some(value) = value else {
+            return Err(Hj212Error::Malformed {
+                what: "CP field without '='",
+                snippet: super::snippet(key.as_bytes()),
+                station: Some(station.to_string()),
+            });
+        };
+        if key == "DataTime" {
+            data_time = Some(value);
+            continue;
+        }
+        let Some((code, suffix)) = key.rsplit_once('-') else {
+            continue; // other CP keys (RtdInterval, SystemTime, …) carry no readings
+        };
+        if code.is_empty() {
+            continue;
+        }
+        enum Slot {
+            Rtd,
+            Avg,
+            Min,
+            Max,
+            Cou,
+            Flag,
+        }
+        let slot = match suffix {
+            "Rtd" => Slot::Rtd,
+            "Avg" => Slot::Avg,
+            "Min" => Slot::Min,
+            "Max" => Slot::Max,
+            "Cou" => Slot::Cou,
+            "Flag" => Slot::Flag,
+            // SampleTime, ZsRtd/ZsAvg… (converted values), EFlag, RS, Info… carry no reading.
+            _ => continue,
+        };
+        // Fields of one pollutant usually come together: try the last group first.
+        let same_as_last = accs.last().is_some_and(|a| a.code == code);
+        let found = if same_as_last {
+            Some(accs.len() - 1)
+        } else {
+            accs.iter().position(|a| a.code.eq_ignore_ascii_case(code))
+        };
+        let idx = match found {
+            Some(i) => i,
+            None => {
+                accs.push(Acc {
+                    code,
+                    rtd: None,
+                    avg: None,
+                    min: None,
+                    max: None,
+                    cou: None,
+                    flag: None,
+                });
+                accs.len() - 1
+            }
+        };
+        let acc = &mut accs[idx];
+        if let Slot::Flag = slot {
+            if value.is_empty() {
+                continue;
+            }
+            acc.flag = Some(parse_flag(value).ok_or_else(|| Hj212Error::BadFlag {
+                field: bounded(key),
+                value: bounded(value),
+                station: station.to_string(),
+            })?);
+            continue;
+        }
+        if value.is_empty() {
+            continue; // no value sent (e.g. instrument down): nothing to record
+        }
+        let v = value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| Hj212Error::BadValue {
+                field: bounded(key),
+                value: bounded(value),
+                station: station.to_string(),
+            })?;
+        match slot {
+            Slot::Rtd => acc.rtd = Some(v),
+            Slot::Avg => acc.avg = Some(v),
+            Slot::Min => acc.min = Some(v),
+            Slot::Max => acc.max = Some(v),
+            Slot::Cou => acc.cou = Some(v),
+            Slot::Flag => {}
+        }
+    }
+    let dt = data_time.ok_or_else(|| Hj212Error::MissingField {
+        field: "DataTime",
+        station: Some(station.to_string()),
+    })?;
+    let bad_time = || Hj212Error::BadTime {
+        field: "DataTime",
+        value: bounded(dt),
+        tz,
+        station: station.to_string(),
+    };
+    let time = parse_local_time(dt)
+        .and_then(|t| local_to_utc(t, tz))
+        .ok_or_else(bad_time)?;
+    if time > ctx.now + chrono::Duration::seconds(opts.max_future_s.min(i64::MAX as u64) as i64) {
+        return Err(Hj212Error::FutureTime {
+            time,
+            now: ctx.now,
+            station: station.to_string(),
+        });
+    }
+    let mut out = Vec::with_capacity(accs.len());
+    for a in &accs {
+        let value = match interval {
+            Interval::Rt => a.rtd,
+            _ => a.avg,
+        };
+        let Some(value) = value else { continue };
+        let mut lower = [0u8; 32];
+        let (param, unit) = resolve(a.code, &mut lower, opts);
+        out.push(Reading {
+            station: station.to_string(),
+            time,
+            interval,
+            param,
+            value,
+            unit,
+            flag: a.flag.unwrap_or(Flag::N),
+            min: a.min,
+            max: a.max,
+            cou: a.cou,
+        });
+    }
+    Ok(out)
+}
+
+/// Canonical parameter and unit for a pollutant code (config first, then the built-in table,
+/// else the lower-case code itself with no unit).
+fn resolve(code: &str, buf: &mut [u8; 32], opts: &Hj212Options) -> (String, Option<String>) {
+    let owned;
+    let lc: &str = match codes::lower_into(code, buf) {
+        Some(s) => s,
+        None => {
+            owned = code.to_ascii_lowercase();
+            &owned
+        }
+    };
+    let builtin = codes::builtin(lc);
+    let param: String = match opts.codes.get(lc) {
+        Some(p) => p.clone(),
+        None if !opts.codes.is_empty() => opts
+            .codes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(lc))
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| builtin.map_or_else(|| lc.to_string(), |(p, _)| p.to_string())),
+        None => builtin.map_or_else(|| lc.to_string(), |(p, _)| p.to_string()),
+    };
+    let unit = if opts.units.is_empty() {
+        None
+    } else {
+        opts.units
+            .get(lc)
+            .or_else(|| opts.units.get(param.as_str()))
+            .cloned()
+    };
+    let unit = match unit {
+        Some(u) if u.is_empty() => None,
+        Some(u) => Some(u),
+        None => builtin
+            .filter(|(p, _)| *p == param)
+            .or_else(|| codes::unit_for_param(&param).map(|u| ("", u)))
+            .map(|(_, u)| u)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
+    };
+    (param, unit)
+}
+
+/// Authenticate and decode an already checked and parsed segment.
+pub fn decode_segment(
+    seg: &Segment<'_>,
+    ctx: &DecodeContext<'_>,
+) -> Result<Vec<Reading>, Hj212Error> {
+    let station = authenticate(seg, ctx.registry)?;
+    let (id, tz) = match station {
+        Some(st) => (st.id.as_str(), st.timezone),
+        None => (seg.mn.unwrap_or(""), DEFAULT_TZ),
+    };
+    readings_from_segment(seg, id, tz, ctx)
+}
+
+/// Decode one frame (an MQTT payload, or one line of `envmon decode --format hj212`).
+///
+/// Frame checks first (header, length, CRC), then the data segment. Commands and responses
+/// (any CN other than 2011/2051/2061/2031) decode to no readings.
+pub fn decode(
+    _topic: &str,
+    payload: &[u8],
+    ctx: &DecodeContext<'_>,
+) -> Result<Vec<Reading>, Hj212Error> {
+    let checked = check(payload, ctx.hj212.accept_bad_length)?;
+    if !checked.length_ok {
+        note_bad_length(&checked);
+    }
+    let seg = parse_segment(checked.data)?;
+    decode_segment(&seg, ctx)
+}
