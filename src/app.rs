@@ -45,6 +45,8 @@ pub enum AppError {
     Mqtt(#[from] MqttSourceError),
     #[error(transparent)]
     Api(#[from] api::ApiError),
+    #[error(transparent)]
+    Hj212(#[from] crate::source::hj212_tcp::Hj212TcpError),
 }
 
 /// Load and validate everything `envmon run` needs, without starting anything.
@@ -147,6 +149,14 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
     }
     let _ = writeln!(out, "deadletter: {}", s.deadletter.dir.display());
     let _ = writeln!(out, "http: {}", s.http.listen);
+    match &s.hj212.listen {
+        Some(a) => {
+            let _ = writeln!(out, "hj212 TCP listener: {a}");
+        }
+        None => {
+            let _ = writeln!(out, "hj212 TCP listener: off");
+        }
+    }
     Ok(out)
 }
 
@@ -243,6 +253,25 @@ pub async fn run_with(
         metrics.clone(),
         intake_stop.clone(),
     )?;
+    // HJ 212 data loggers over TCP (off unless hj212.listen is set). Bound before anything
+    // else is announced, so a busy port is a start-up error.
+    let hj212_task = match &settings.hj212.listen {
+        Some(addr) => {
+            let listener = crate::source::hj212_tcp::bind(addr).await?;
+            let m = Arc::new(crate::source::hj212_tcp::Hj212TcpMetrics::new());
+            metrics.with_registry(|r| m.register(r));
+            tracing::info!(listen = %addr, "hj212 TCP listener on");
+            Some(tokio::spawn(crate::source::hj212_tcp::serve(
+                listener,
+                settings.hj212.clone(),
+                registry.clone(),
+                env_tx.clone(),
+                intake_stop.clone(),
+                m,
+            )))
+        }
+        None => None,
+    };
     drop(env_tx);
 
     // Readiness probe of InfluxDB, independent of traffic.
@@ -284,6 +313,10 @@ pub async fn run_with(
         hs.cancel();
     });
     let _ = pipeline_task.await;
+    if let Some(t) = hj212_task {
+        // Its connections send the 9014 replies still due, then close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     // The pipeline dropped its sinks: the engines drain, save their state and stop; then the
     // indicator writer flushes their last points.
     for t in engine_tasks {

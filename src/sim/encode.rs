@@ -65,10 +65,39 @@ impl FromStr for FormatChoice {
 /// The HJ 212 encoder: (station, readings of one period) → one frame (`##…\r\n`), or why not.
 pub type Hj212Encoder = fn(&Station, &[Reading]) -> Result<String, String>;
 
-/// **The HJ 212 seam.** `None` until `src/decode/hj212.rs` has an encoder; then set it to
-/// `Some(the_encoder_fn)` (a `fn(&Station, &[Reading]) -> Result<String, String>`), and
-/// `--format hj212` and `mixed` use it. Tests can inject their own via `SimConfig::hj212`.
-pub const HJ212_ENCODER: Option<Hj212Encoder> = None;
+/// **The HJ 212 seam**: the frame encoder `--format hj212` and `mixed` use (tests can inject
+/// their own via `SimConfig::hj212`).
+pub const HJ212_ENCODER: Option<Hj212Encoder> = Some(hj212_frame);
+
+/// One HJ 212-2017 upload frame (ST 22 air / 21 surface water, CN by interval, no ack request)
+/// from the station's MN and password (`123456` when the registry gives none).
+fn hj212_frame(st: &Station, readings: &[Reading]) -> Result<String, String> {
+    let mn = st
+        .mn
+        .as_deref()
+        .ok_or_else(|| format!("station {} has no MN", st.id))?;
+    let system = if st.kind.is_air() { "22" } else { "21" };
+    let t = readings
+        .first()
+        .map(|r| r.time)
+        .ok_or_else(|| "no readings".to_string())?;
+    let qn = t
+        .with_timezone(&st.timezone)
+        .format("%Y%m%d%H%M%S%3f")
+        .to_string();
+    let pw = st.pw.as_deref().unwrap_or("123456");
+    let frame = crate::decode::hj212::encode::encode_readings(
+        &qn,
+        system,
+        pw,
+        mn,
+        false,
+        st.timezone,
+        readings,
+    )
+    .map_err(|e| e.to_string())?;
+    String::from_utf8(frame).map_err(|e| e.to_string())
+}
 
 /// The format a station publishes in under a choice.
 pub fn format_for(choice: FormatChoice, st: &Station, hj212_available: bool) -> PayloadFormat {

@@ -4,7 +4,7 @@
 //! (pollutant code table), [`encode`] (frames for the simulator, tests and listener replies).
 //! The TCP listener lives in `crate::source::hj212_tcp` and uses the pieces below directly.
 //!
-//! Accepted / rejected and why: docs/formats-hj212.md.
+//! Accepted / rejected and why: docs/formats.md (section 4).
 
 pub mod codes;
 pub mod crc;

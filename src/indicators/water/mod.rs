@@ -8,7 +8,7 @@
 //!   compliance per section and period, group statistics;
 //! - the `envmon calc water-class` and `envmon calc tli` commands.
 //!
-//! Rules and sources: docs/indicators-water.md.
+//! Rules and sources: docs/indicators.md (section "Water").
 
 pub mod aggregate;
 pub mod bloom;
