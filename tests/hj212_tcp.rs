@@ -301,7 +301,7 @@ async fn oversized_frame_discarded_then_resync() {
     let mut obs = auto_pipeline(rx);
     let mut s = TcpStream::connect(h.addr).await.unwrap();
     let mut w = b"##0999".to_vec();
-    w.extend(std::iter::repeat(b'a').take(500));
+    w.extend(std::iter::repeat_n(b'a', 500));
     w.extend_from_slice(b"\r\n");
     w.extend(upload(QN, PW, 5.0, false));
     s.write_all(&w).await.unwrap();
