@@ -60,6 +60,7 @@ struct Msg {
     ack: Option<AckHandle>,
     outcome: Outcome,
     origin: String,
+    received: chrono::DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -92,6 +93,8 @@ pub struct Pipeline {
     sinks: Vec<SampleSink>,
     influx_up: watch::Sender<bool>,
     batch: Batch,
+    /// Receipt time of the envelope being ingested.
+    current_received: chrono::DateTime<Utc>,
     /// Arrival time of each station's latest sample (for `envmon_stations_online`).
     last_seen: std::collections::HashMap<String, Instant>,
 }
@@ -122,6 +125,7 @@ impl Pipeline {
             influx_up,
             batch: Batch::default(),
             last_seen: std::collections::HashMap::new(),
+            current_received: Utc::now(),
         }
     }
 
@@ -191,6 +195,7 @@ impl Pipeline {
         if self.batch.opened.is_none() {
             self.batch.opened = Some(Instant::now());
         }
+        self.current_received = env.received;
         let mut outcome = Outcome::Stored;
         let (readings, raw) = match env.payload {
             Payload::Raw(bytes) => {
@@ -295,6 +300,7 @@ impl Pipeline {
             ack,
             outcome,
             origin,
+            received: self.current_received,
         });
     }
 
@@ -440,7 +446,12 @@ impl Pipeline {
             ms = started.elapsed().as_millis() as u64,
             "batch stored"
         );
+        let done = Utc::now();
         for m in batch.msgs.drain(..) {
+            let latency = (done - m.received).num_microseconds().unwrap_or(0).max(0);
+            self.metrics
+                .ingest_latency_seconds
+                .observe(latency as f64 / 1e6);
             if let Some(ack) = m.ack {
                 ack.complete(m.outcome);
             }

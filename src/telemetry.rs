@@ -50,6 +50,9 @@ pub struct Metrics {
     pub write_batch_seconds: Histogram,
     /// Lines per write request.
     pub write_batch_lines: Histogram,
+    /// Seconds from receipt of a payload to its durable storage (or dead-letter), i.e. until
+    /// its acknowledgement may go out.
+    pub ingest_latency_seconds: Histogram,
     /// Failed write attempts, by kind (`connection`, `timeout`, `server`, `rejected`, `auth`, …).
     pub write_errors: Family<KindLabel, Counter>,
     /// MQTT (re)connections that completed (CONNACK received).
@@ -91,6 +94,7 @@ impl Metrics {
             deadletter_write_errors: Counter::default(),
             write_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             write_batch_lines: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            ingest_latency_seconds: Histogram::new(exponential_buckets(0.0005, 1.5, 30)),
             write_errors: Family::default(),
             mqtt_connects: Counter::default(),
             mqtt_connection_errors: Counter::default(),
@@ -133,6 +137,11 @@ impl Metrics {
             "envmon_write_batch_lines",
             "Line-protocol lines per InfluxDB write request",
             m.write_batch_lines.clone(),
+        );
+        reg.register(
+            "envmon_ingest_latency_seconds",
+            "Seconds from receipt of a payload to its storage or dead-letter (ack allowed)",
+            m.ingest_latency_seconds.clone(),
         );
         reg.register(
             "envmon_write_errors",

@@ -377,6 +377,7 @@ fn senml_and_mixed_formats() {
         m
     });
     assert!(fmts.contains_key(&PayloadFormat::Json) && fmts.contains_key(&PayloadFormat::Senml));
+    assert!(fmts.contains_key(&PayloadFormat::Hj212), "{fmts:?}");
     assert!(msgs
         .iter()
         .all(|m| (m.format == PayloadFormat::Senml) == m.station.starts_with("MS-")));

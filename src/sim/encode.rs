@@ -86,6 +86,23 @@ fn hj212_frame(st: &Station, readings: &[Reading]) -> Result<String, String> {
         .format("%Y%m%d%H%M%S%3f")
         .to_string();
     let pw = st.pw.as_deref().unwrap_or("123456");
+    // HJ 212 carries some parameters in other units than envmon's canonical ones
+    // (docs/formats.md §4): atmospheric pressure in kPa, chlorophyll-a in mg/L.
+    let converted: Vec<Reading> = readings
+        .iter()
+        .map(|r| {
+            let f = match r.param.as_str() {
+                "pressure" => 0.1,
+                "chla" => 0.001,
+                _ => 1.0,
+            };
+            let mut r = r.clone();
+            r.value *= f;
+            r.min = r.min.map(|v| v * f);
+            r.max = r.max.map(|v| v * f);
+            r
+        })
+        .collect();
     let frame = crate::decode::hj212::encode::encode_readings(
         &qn,
         system,
@@ -93,7 +110,7 @@ fn hj212_frame(st: &Station, readings: &[Reading]) -> Result<String, String> {
         mn,
         false,
         st.timezone,
-        readings,
+        &converted,
     )
     .map_err(|e| e.to_string())?;
     String::from_utf8(frame).map_err(|e| e.to_string())
@@ -107,7 +124,12 @@ pub fn format_for(choice: FormatChoice, st: &Station, hj212_available: bool) -> 
         FormatChoice::Hj212 if st.mn.is_some() => PayloadFormat::Hj212,
         FormatChoice::Hj212 => PayloadFormat::Json,
         FormatChoice::Mixed => {
-            if st.mn.is_some() && hj212_available {
+            // National air stations and water stations speak HJ 212 through their loggers,
+            // provincial stations envmon JSON, micro-stations SenML: all three formats flow.
+            if st.mn.is_some()
+                && hj212_available
+                && st.kind != crate::model::StationKind::AirProvincial
+            {
                 PayloadFormat::Hj212
             } else if st.kind == crate::model::StationKind::AirMicro {
                 PayloadFormat::Senml

@@ -1,0 +1,376 @@
+//! End-to-end benchmark against a real Mosquitto and a real InfluxDB 1.6 (`cargo bench --bench
+//! e2e`). Bounded in time; bind 127.0.0.1 only. It measures, in one run:
+//!
+//! 1. the raw broker rate: N QoS 1 messages published and delivered to a plain subscriber;
+//! 2. envmon's end-to-end rate: the same N messages published, stored in InfluxDB and
+//!    acknowledged (ack-after-store at QoS 1), and the ratio 2/1;
+//! 3. receipt → stored latency p50/p99 at a fixed offered load (default 5,000 msg/s);
+//! 4. envmon's peak RSS (VmHWM) with the sample registry and with 5,000 stations.
+//!
+//! and writes the figures with the command line into docs/performance.md (between the
+//! `e2e` markers). Knobs: ENVMON_BENCH_N (default 200000), ENVMON_BENCH_LOAD (msg/s, default
+//! 5000), ENVMON_BENCH_LOAD_SECS (default 10), ENVMON_BENCH_WINDOW (broker inflight window and
+//! envmon's mqtt.inflight_window, default 1000), ENVMON_BENCH_NO_WRITE=1 (do not touch docs).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::envmon::{stations_toml, Envmon, EnvmonOpts};
+use common::{Influx1, Mosquitto, MosquittoOpts};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// N envmon JSON messages (5 readings each) spread over `stations` air stations `A000..`.
+fn messages(n: usize, stations: usize) -> Vec<(String, Vec<u8>)> {
+    let base = 1_793_462_400i64; // 2026-11-01T00:00:00+08:00
+    (0..n)
+        .map(|i| {
+            let s = i % stations;
+            let t = base + (i / stations) as i64 * 60;
+            let p = format!(
+                r#"{{"station":"A{s:03}","time":{t},"interval":"min","readings":{{"pm25":{},"pm10":{},"no2":{},"so2":{},"co":{}}}}}"#,
+                20 + i % 50,
+                40 + i % 70,
+                10 + i % 30,
+                5 + i % 9,
+                (5 + i % 7) as f64 / 10.0
+            );
+            (format!("env/json/A{s:03}"), p.into_bytes())
+        })
+        .collect()
+}
+
+/// Publish all messages at QoS 1 as fast as the broker takes them (or paced at `rate` msg/s);
+/// returns when every PUBACK is in.
+async fn publish(port: u16, id: &str, msgs: Vec<(String, Vec<u8>)>, rate: Option<f64>) {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_inflight(1000);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, 1000);
+    let n = msgs.len();
+    let pubber = tokio::spawn(async move {
+        let start = Instant::now();
+        for (i, (t, p)) in msgs.into_iter().enumerate() {
+            if let Some(r) = rate {
+                let due = start + Duration::from_secs_f64(i as f64 / r);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if client.publish(t, QoS::AtLeastOnce, false, p).await.is_err() {
+                break;
+            }
+        }
+        client
+    });
+    let mut acked = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while acked < n {
+        match tokio::time::timeout_at(deadline, el.poll()).await {
+            Err(_) => panic!("publisher: only {acked} of {n} acknowledged in 300 s"),
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("publisher: {e}"),
+        }
+    }
+    let client = pubber.await.unwrap();
+    let _ = client.disconnect().await;
+}
+
+/// Raw broker rate: publish N, a plain QoS 1 subscriber receives them all.
+async fn raw_rate(port: u16, msgs: Vec<(String, Vec<u8>)>) -> f64 {
+    let n = msgs.len();
+    let mut o = MqttOptions::new("bench-raw-sub", "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (sub, mut el) = AsyncClient::new(o, 1000);
+    sub.subscribe("raw/#", QoS::AtLeastOnce).await.unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = el.poll().await.unwrap() {
+            break;
+        }
+    }
+    let msgs: Vec<_> = msgs
+        .into_iter()
+        .map(|(t, p)| (t.replacen("env/", "raw/", 1), p))
+        .collect();
+    let start = Instant::now();
+    let receiver = tokio::spawn(async move {
+        let mut got = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        while got < n {
+            match tokio::time::timeout_at(deadline, el.poll()).await {
+                Err(_) => panic!("raw subscriber: only {got} of {n} in 300 s"),
+                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => got += 1,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("raw subscriber: {e}"),
+            }
+        }
+        Instant::now()
+    });
+    publish(port, "bench-raw-pub", msgs, None).await;
+    let end = receiver.await.unwrap();
+    n as f64 / end.duration_since(start).as_secs_f64()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// p-quantile from a Prometheus histogram's cumulative buckets (linear within a bucket).
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for l in metrics.lines() {
+        if let Some(rest) = l.strip_prefix(&format!("{name}_bucket{{le=\"")) {
+            let (le, v) = rest.split_once("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            buckets.push((le, v.trim().parse().ok()?));
+        }
+    }
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    let want = q * total;
+    let mut prev = (0.0, 0.0);
+    for (le, c) in buckets {
+        if c >= want {
+            if le.is_infinite() {
+                return Some(prev.0);
+            }
+            let frac = if c > prev.1 {
+                (want - prev.1) / (c - prev.1)
+            } else {
+                1.0
+            };
+            return Some(prev.0 + (le - prev.0) * frac);
+        }
+        prev = (le, c);
+    }
+    None
+}
+
+struct Run {
+    rate: f64,
+    rss_kib: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Start a fresh envmon, publish `msgs` (optionally paced), wait until envmon has acknowledged
+/// every message, check InfluxDB holds them all, and return rate and peak RSS.
+fn envmon_run(
+    rt: &tokio::runtime::Runtime,
+    broker: &Mosquitto,
+    influx: &Influx1,
+    db: &str,
+    stations: String,
+    window: usize,
+    msgs: Vec<(String, Vec<u8>)>,
+    rate: Option<f64>,
+) -> (Run, Envmon) {
+    influx.create_db(db);
+    let mut o = EnvmonOpts::v1(broker.port(), influx.url());
+    o.database = db.to_string();
+    o.stations = stations;
+    o.inflight_window = window;
+    o.extra = "[indicators]\nenabled = false\n".into();
+    let envmon = Envmon::start(&o);
+    let n = msgs.len();
+    let before = envmon.metric("envmon_acks_sent_total");
+    let start = Instant::now();
+    rt.block_on(publish(
+        broker.port(),
+        &format!("bench-pub-{db}"),
+        msgs,
+        rate,
+    ));
+    let done = common::wait_until(Duration::from_secs(300), || {
+        (envmon.metric("envmon_acks_sent_total") - before >= n as f64).then(Instant::now)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "envmon did not acknowledge all {n} messages:\n{}",
+            envmon.log()
+        )
+    });
+    let stored = influx.count(db, "air", "pm25");
+    assert_eq!(stored, n as u64, "every message stored");
+    let pid = envmon_pid(&envmon);
+    (
+        Run {
+            rate: n as f64 / done.duration_since(start).as_secs_f64(),
+            rss_kib: pid.map(peak_rss_kib).unwrap_or(0),
+        },
+        envmon,
+    )
+}
+
+fn envmon_pid(e: &Envmon) -> Option<u32> {
+    // The child's pid is not exposed; find the process by its unique config path.
+    let cfg = e.config_path().display().to_string();
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let entry = entry.ok()?;
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains(&cfg) && cmd.contains("run") {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this too: keep that quick.
+    let quick = std::env::args().all(|a| a != "--bench");
+    let n = env_num("ENVMON_BENCH_N", if quick { 2_000 } else { 200_000 }) as usize;
+    let load = env_num("ENVMON_BENCH_LOAD", 5_000) as f64;
+    let load_secs = env_num("ENVMON_BENCH_LOAD_SECS", if quick { 1 } else { 10 });
+    let window = env_num("ENVMON_BENCH_WINDOW", 1000) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = Mosquitto::start_with(MosquittoOpts {
+        max_inflight_messages: window as u32,
+        ..MosquittoOpts::default()
+    });
+    let influx = Influx1::start();
+    let sample_registry =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/stations.toml"))
+            .unwrap();
+    // The sample registry's air stations, renamed A000.. for the payloads.
+    let sample_air = sample_registry.matches("kind = \"air_").count();
+    let sample = stations_toml(sample_air, 17);
+
+    println!("e2e bench: N = {n}, window = {window}, load = {load} msg/s for {load_secs} s");
+    let raw = rt.block_on(raw_rate(broker.port(), messages(n, sample_air)));
+    println!("1. raw broker rate: {raw:.0} msg/s");
+    let (e2e, envmon) = envmon_run(
+        &rt,
+        &broker,
+        &influx,
+        "bench_e2e",
+        sample.clone(),
+        window,
+        messages(n, sample_air),
+        None,
+    );
+    drop(envmon);
+    let ratio = e2e.rate / raw;
+    println!(
+        "2. envmon end-to-end: {:.0} msg/s ({:.0} readings/s), ratio {ratio:.2}, peak RSS {} KiB",
+        e2e.rate,
+        e2e.rate * 5.0,
+        e2e.rss_kib
+    );
+    let load_n = (load * load_secs as f64) as usize;
+    let (_, envmon) = envmon_run(
+        &rt,
+        &broker,
+        &influx,
+        "bench_latency",
+        sample,
+        window,
+        messages(load_n, sample_air),
+        Some(load),
+    );
+    let (_, m) = envmon.get("/metrics").unwrap_or_default();
+    let p50 = histogram_quantile(&m, "envmon_ingest_latency_seconds", 0.5).unwrap_or(f64::NAN);
+    let p99 = histogram_quantile(&m, "envmon_ingest_latency_seconds", 0.99).unwrap_or(f64::NAN);
+    drop(envmon);
+    println!(
+        "3. at {load:.0} msg/s: receipt → stored p50 {:.1} ms, p99 {:.1} ms",
+        p50 * 1e3,
+        p99 * 1e3
+    );
+    let big_n = n.min(50_000);
+    let (big, envmon) = envmon_run(
+        &rt,
+        &broker,
+        &influx,
+        "bench_5000",
+        stations_toml(5000, 0),
+        window,
+        messages(big_n, 5000),
+        None,
+    );
+    drop(envmon);
+    println!(
+        "4. peak RSS: {} KiB with the sample registry, {} KiB with 5,000 stations ({big_n} messages)",
+        e2e.rss_kib, big.rss_kib
+    );
+
+    if quick || std::env::var("ENVMON_BENCH_NO_WRITE").is_ok() {
+        return;
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let block = format!(
+        "<!-- e2e:begin -->\n\
+         Measured {date} on {cores} cores ({cpu}), Mosquitto 2.0.11 and InfluxDB 1.6.7 on the same\n\
+         machine, envmon release build, broker inflight window {window}, `influxdb.batch_size`\n\
+         5000, `batch_age_ms` 200, gzip on. Command: `cargo bench --bench e2e`\n\
+         (N = {n}; knobs in benches/e2e.rs).\n\n\
+         | figure | value |\n|---|---|\n\
+         | 1. raw broker rate (QoS 1, plain subscriber) | {raw:.0} msg/s |\n\
+         | 2. envmon end-to-end (published → stored → acked) | {e2e_rate:.0} msg/s = {e2e_readings:.0} readings/s |\n\
+         | ratio 2/1 (goal ≥ 0.9) | **{ratio:.2}** |\n\
+         | 3. receipt → stored latency at {load:.0} msg/s, p50 / p99 (goal p99 ≤ 1.5 s) | {p50:.1} ms / {p99:.1} ms |\n\
+         | 4. peak RSS, sample registry ({sample_air} air stations) | {rss1:.1} MB |\n\
+         | 4. peak RSS, 5,000 stations (goal ≤ 64 MB) | {rss2:.1} MB |\n\
+         <!-- e2e:end -->",
+        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        e2e_rate = e2e.rate,
+        e2e_readings = e2e.rate * 5.0,
+        p50 = p50 * 1e3,
+        p99 = p99 * 1e3,
+        rss1 = e2e.rss_kib as f64 / 1024.0,
+        rss2 = big.rss_kib as f64 / 1024.0,
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/performance.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (doc.find("<!-- e2e:begin -->"), doc.find("<!-- e2e:end -->")) {
+        (Some(a), Some(b)) => format!(
+            "{}{block}{}",
+            &doc[..a],
+            &doc[b + "<!-- e2e:end -->".len()..]
+        ),
+        _ => format!("{doc}\n{block}\n"),
+    };
+    std::fs::write(path, new).unwrap();
+    println!("figures written to docs/performance.md");
+}
