@@ -520,6 +520,10 @@ impl Settings {
             v.validate()
                 .map_err(|r| invalid(format!("vendor.{name}"), r))?;
         }
+        self.indicators
+            .water
+            .validate()
+            .map_err(|r| invalid("indicators.water", r))?;
         let f = &self.influxdb;
         if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
             return Err(invalid(
