@@ -358,14 +358,28 @@ fn error(code: StatusCode, zh: &str, en: &str) -> Response {
     (code, Json(json!({"error": {"zh": zh, "en": en}}))).into_response()
 }
 
+fn starting() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "水质引擎正在启动",
+        "water engine starting",
+    )
+}
+
 async fn sections(State(s): State<ApiState>) -> Response {
     let v = s.view.borrow().clone();
+    if !v.ready {
+        return starting();
+    }
     let list: Vec<&Value> = v.sections.values().collect();
     Json(json!({"count": list.len(), "sections": list})).into_response()
 }
 
 async fn section(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
     let v = s.view.borrow().clone();
+    if !v.ready {
+        return starting();
+    }
     match v.details.get(&id) {
         Some(d) => Json(d.clone()).into_response(),
         None => error(
@@ -378,6 +392,9 @@ async fn section(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Res
 
 async fn groups(State(s): State<ApiState>) -> Response {
     let v = s.view.borrow().clone();
+    if !v.ready {
+        return starting();
+    }
     Json(json!({
         "groups": v.groups,
         "targets": v.targets,
