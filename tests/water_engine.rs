@@ -337,8 +337,10 @@ fn late_data_recomputes_the_day_and_reemits_its_point() {
 
 #[test]
 fn values_older_than_the_horizon_are_not_applied() {
-    let mut settings = WaterEngineSettings::default();
-    settings.horizon_days = 5;
+    let settings = WaterEngineSettings {
+        horizon_days: 5,
+        ..Default::default()
+    };
     let mut e = WaterEngine::new(settings, &registry(), None);
     e.ingest(&hour("R1", t(20, 0), &river(0.4)), now());
     e.take_points();
@@ -432,8 +434,10 @@ fn lake_tli_uses_the_latest_manual_sd_and_bloom_level_follows_chla() {
 
 #[test]
 fn snapshot_restart_gives_the_same_view_and_points() {
-    let mut settings = WaterEngineSettings::default();
-    settings.horizon_days = 10;
+    let settings = WaterEngineSettings {
+        horizon_days: 10,
+        ..Default::default()
+    };
     let mut a = WaterEngine::new(settings.clone(), &registry(), None);
     november(&mut a);
     a.record_sd("L1", 0.6, t(20, 10), now()).unwrap();
@@ -468,8 +472,10 @@ fn settings_are_validated() {
     let mut s = WaterEngineSettings::default();
     s.bloom.chla_ug_l = [50.0, 10.0, 100.0];
     assert!(s.validate().unwrap_err().contains("bloom"));
-    let mut s = WaterEngineSettings::default();
-    s.include = vec!["tnx".into()];
+    let s = WaterEngineSettings {
+        include: vec!["tnx".into()],
+        ..Default::default()
+    };
     assert!(s.validate().is_err());
     let toml_text =
         "snapshot_interval_s = 5\nhorizon_days = 20\n[bloom]\nchla_ug_l = [5.0, 20.0, 80.0]\n";

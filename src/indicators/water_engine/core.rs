@@ -100,10 +100,13 @@ pub struct ExtraMean {
     pub n: u32,
 }
 
+/// Raw values of one local day: (item, time in epoch seconds) → (value, flag).
+type DayRaw = BTreeMap<(Item, i64), (f64, Flag)>;
+
 struct SectionState {
     station: Arc<Station>,
     section: Section,
-    raw: BTreeMap<NaiveDate, BTreeMap<(Item, i64), (f64, Flag)>>,
+    raw: BTreeMap<NaiveDate, DayRaw>,
     days: BTreeMap<NaiveDate, DayMeans>,
     extra: BTreeMap<NaiveDate, BTreeMap<Item, ExtraMean>>,
     sd: Vec<SdReading>,
