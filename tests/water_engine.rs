@@ -484,3 +484,79 @@ fn settings_are_validated() {
     assert_eq!(parsed.bloom.chla_ug_l, [5.0, 20.0, 80.0]);
     let _ = NaiveDate::from_ymd_opt(2026, 1, 1);
 }
+
+#[test]
+fn water_targets_report_progress_on_the_ytd_classes() {
+    let targets = envmon::indicators::targets::Targets::parse(
+        r#"
+[[water]]
+id = "g-compliance"
+scope = "city"
+area = "suzhou"
+metric = "group_compliance"
+group = "G"
+year = 2026
+target = 100.0
+source = "test"
+
+[[water]]
+id = "g-good"
+scope = "city"
+area = "suzhou"
+metric = "group_good_share"
+group = "G"
+year = 2026
+target = 20.0
+target_class = "III"
+source = "test"
+
+[[water]]
+id = "r1-class-ii"
+scope = "section"
+area = "suzhou"
+metric = "section_target_class"
+section = "R1"
+year = 2026
+target_class = "II"
+source = "test"
+
+[[water]]
+id = "missing-group"
+scope = "city"
+area = "suzhou"
+metric = "group_good_share"
+group = "assessment_sections"
+year = 2026
+target = 95.0
+target_class = "III"
+source = "test"
+"#,
+        "test",
+    )
+    .unwrap();
+    let mut e = WaterEngine::new(WaterEngineSettings::default(), &registry(), Some(&targets));
+    november(&mut e);
+    let v = e.view();
+    let t = |id: &str| {
+        v.targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    // Own targets (all III): only R1 meets → 25 % < 100 %.
+    let c = t("g-compliance");
+    assert_eq!(c["value_pct"], 25.0);
+    assert_eq!(c["on_track"], false);
+    assert_eq!(c["failing"], serde_json::json!(["R2", "R3", "L1"]));
+    assert_eq!(c["through"], "2026-11-30");
+    // I–III share 25 % ≥ 20 %.
+    let g = t("g-good");
+    assert_eq!(g["value_pct"], 25.0);
+    assert_eq!(g["status"], "on_track");
+    // R1 is class II → meets "II or better".
+    assert_eq!(t("r1-class-ii")["on_track"], true);
+    assert_eq!(t("missing-group")["status"], "no_sections");
+}

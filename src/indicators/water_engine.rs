@@ -270,11 +270,15 @@ async fn send_points(
     }
 }
 
-fn save(engine: &WaterEngine, dir: &Path) {
+/// Save the state: the snapshot is taken on the engine task, the file is written on a blocking
+/// thread (it can be several MB with hourly data of many sections).
+async fn save(engine: &WaterEngine, dir: &Path) {
     let snap = engine.snapshot();
     let dir = dir.to_path_buf();
-    if let Err(e) = save_snapshot(&dir, &snap) {
-        tracing::error!(error = %e, "water engine state not saved");
+    match tokio::task::spawn_blocking(move || save_snapshot(&dir, &snap)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "water engine state not saved"),
+        Err(e) => tracing::error!(error = %e, "water engine state not saved (task failed)"),
     }
 }
 
@@ -323,20 +327,20 @@ pub async fn run(mut parts: WaterEngineParts, hard_stop: CancellationToken) {
                     let points = engine.take_points();
                     parts.view.send_replace(Arc::new(engine.view()));
                     // A manual reading is not replayed by the broker: save it at once.
-                    save(&engine, &parts.state_dir);
+                    save(&engine, &parts.state_dir).await;
                     unsaved = false;
                     send_points(&parts.points, points, &hard_stop).await;
                 }
             }
             _ = ticker.tick(), if periodic => {
                 if unsaved {
-                    save(&engine, &parts.state_dir);
+                    save(&engine, &parts.state_dir).await;
                     unsaved = false;
                 }
             }
         }
     }
-    save(&engine, &parts.state_dir);
+    save(&engine, &parts.state_dir).await;
     tracing::info!("water engine stopped, state saved");
 }
 
