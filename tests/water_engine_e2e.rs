@@ -94,14 +94,12 @@ fn water_class_in_influxdb_http_and_cli_agree() {
     let broker = Mosquitto::start();
     let influx = Influx1::start();
     influx.create_db("envmon");
-    let state = tempfile::tempdir().unwrap();
     let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
     opts.stations = stations();
-    opts.extra = format!(
-        "[indicators]\nstate_dir = \"{}\"\n[indicators.water]\nsnapshot_interval_s = 1\n",
-        state.path().display()
-    );
+    opts.extra = "[indicators.water]\nsnapshot_interval_s = 1\n".into();
     let mut envmon = Envmon::start(&opts);
+    // The helper puts `indicators.state_dir` into envmon's own temp dir.
+    let state = envmon.dir.path().join("state");
     let msgs = messages();
     let n = msgs.len();
     let acked = rt().block_on(publish_all(
@@ -271,7 +269,7 @@ fn water_class_in_influxdb_http_and_cli_agree() {
     // Restart: the state file is written and the results do not change.
     let (_, before) = json(&envmon, "/api/v1/water/sections");
     assert!(envmon.terminate(), "clean exit:\n{}", envmon.log());
-    assert!(state.path().join("water-engine.json").exists());
+    assert!(state.join("water-engine.json").exists());
     envmon.start_again();
     let after = wait_until(Duration::from_secs(20), || {
         let (c, v) = json(&envmon, "/api/v1/water/sections");

@@ -131,6 +131,8 @@ dir = "{dl}"
 listen = "127.0.0.1:{http_port}"
 [log]
 level = "info,envmon=debug"
+[indicators]
+state_dir = "{state}"
 {extra}
 "#,
             mqtt_port = o.mqtt_port,
@@ -141,6 +143,7 @@ level = "info,envmon=debug"
             age = o.batch_age_ms,
             stations = stations.display(),
             dl = dir.path().join("deadletter").display(),
+            state = dir.path().join("state").display(),
             extra = o.extra,
         );
         let config_path = dir.path().join("envmon.toml");
