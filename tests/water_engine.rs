@@ -368,6 +368,11 @@ fn flagged_values_are_ignored() {
         .iter()
         .any(|x| tag(x, "station") == "R2" && x.fields.iter().any(|(k, _)| k == "nh3n_mean")));
     assert_eq!(e.stats().flagged, 48);
+    // Real-time values of the same station do not enter the hourly means.
+    let mut rt = sample("R1", t(5, 3), "nh3n", 40.0, Flag::N);
+    rt.interval = Interval::Rt;
+    assert_eq!(e.ingest(&[rt], now()), 0);
+    assert_eq!(e.stats().other_interval, 1);
     // A flagged correction for the same time removes the N value from the mean.
     for h in 0..24 {
         e.ingest(&[sample("R2", t(5, h), "codmn", 3.0, Flag::C)], now());

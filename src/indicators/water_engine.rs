@@ -42,6 +42,9 @@ pub use self::core::{SdError, Snapshot, WaterEngine};
 pub struct WaterEngineSettings {
     /// Seconds between state snapshots [30]; 0 = only at shutdown.
     pub snapshot_interval_s: u64,
+    /// Sample intervals that enter the means [`["hour"]`]: hourly and 4-hourly values arrive
+    /// as `hour`; real-time, minute and daily values of the same station would double count.
+    pub intervals: Vec<String>,
     /// Local days of raw values kept for recomputation [40]: a value older than the newest day
     /// seen minus this horizon is not applied (counted as `too_late`).
     pub horizon_days: u32,
@@ -71,6 +74,7 @@ impl Default for WaterEngineSettings {
     fn default() -> Self {
         WaterEngineSettings {
             snapshot_interval_s: 30,
+            intervals: vec!["hour".into()],
             horizon_days: 40,
             daily_min_fraction: 0.5,
             daily_min_count: 1,
@@ -107,6 +111,16 @@ impl WaterEngineSettings {
                 "ytd_basis: {:?} 应为 daily_means 或 monthly_means / must be daily_means or monthly_means",
                 self.ytd_basis
             ));
+        }
+        if self.intervals.is_empty() {
+            return Err("intervals: 至少一个 / at least one interval (e.g. [\"hour\"])".into());
+        }
+        for i in &self.intervals {
+            if i.parse::<crate::model::Interval>().is_err() {
+                return Err(format!(
+                    "intervals: 未知间隔 {i:?} / unknown interval {i:?} (rt, min, hour, day)"
+                ));
+            }
         }
         for i in &self.include {
             if Param::from_name(i).is_none() {

@@ -29,7 +29,7 @@ use crate::indicators::water::{
     AggregationRules, BloomInput, BloomRisk, DayMeans, EvalOptions, Param, Period, PeriodResult,
     SdLog, Section, Stat, TimedObs, TliInput, TliResult, Transparency, WaterError,
 };
-use crate::model::{Flag, Sample, StationKind};
+use crate::model::{Flag, Interval, Sample, StationKind};
 use crate::registry::{Registry, Station, WaterClass};
 use crate::store::line::{FieldValue, Point};
 
@@ -160,11 +160,15 @@ pub struct EngineStats {
     pub too_late: u64,
     /// Values more than a day in the future (not applied).
     pub future: u64,
+    /// Values of an interval not in `intervals` (not applied).
+    #[serde(default)]
+    pub other_interval: u64,
 }
 
 /// The engine: all sections, their groups and the settings.
 pub struct WaterEngine {
     settings: WaterEngineSettings,
+    intervals: Vec<Interval>,
     rules: AggregationRules,
     opts: EvalOptions,
     sections: BTreeMap<String, SectionState>,
@@ -230,6 +234,11 @@ impl WaterEngine {
             sections.insert(st.id.clone(), SectionState::new(st.clone(), sec));
         }
         WaterEngine {
+            intervals: settings
+                .intervals
+                .iter()
+                .filter_map(|i| i.parse().ok())
+                .collect(),
             rules: settings.aggregation_rules(),
             opts: settings.eval_options(),
             settings,
@@ -258,6 +267,10 @@ impl WaterEngine {
             let Some(st) = self.sections.get_mut(&s.station) else {
                 continue;
             };
+            if !self.intervals.contains(&s.interval) {
+                self.stats.other_interval += 1;
+                continue;
+            }
             if s.param == "sd" {
                 if s.flag.is_valid() && s.value.is_finite() && s.value > 0.0 && s.value <= 50.0 {
                     push_sd(
