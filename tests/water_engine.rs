@@ -565,3 +565,29 @@ source = "test"
     assert_eq!(t("r1-class-ii")["on_track"], true);
     assert_eq!(t("missing-group")["status"], "no_sections");
 }
+
+#[test]
+fn the_documented_settings_example_parses_and_is_valid() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/indicators-water.md"
+    ))
+    .unwrap();
+    let engine_part = doc.split("### Engine").nth(1).expect("Engine part");
+    let block = engine_part
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("toml block");
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        indicators: Ind,
+    }
+    #[derive(serde::Deserialize)]
+    struct Ind {
+        water: WaterEngineSettings,
+    }
+    let d: Doc = toml::from_str(block).unwrap();
+    d.indicators.water.validate().unwrap();
+    assert_eq!(d.indicators.water, WaterEngineSettings::default());
+}
