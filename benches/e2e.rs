@@ -193,7 +193,7 @@ fn envmon_run(
     o.database = db.to_string();
     o.stations = stations;
     o.inflight_window = window;
-    o.extra = "[indicators]\nenabled = false\n".into();
+    o.indicators = false;
     let envmon = Envmon::start(&o);
     let n = msgs.len();
     let before = envmon.metric("envmon_acks_sent_total");

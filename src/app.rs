@@ -230,8 +230,9 @@ pub async fn run_with(
         let (water_tx, water_rx) = mpsc::channel(64);
         let (water_view_tx, water_view_rx) =
             watch::channel(Arc::new(water_engine::WaterView::default()));
+        let (sd_tx, sd_rx) = mpsc::channel(16);
         pipeline.add_sink(water_tx);
-        routes.push(water_engine::routes(water_view_rx));
+        routes.push(water_engine::routes(water_view_rx, sd_tx));
         engine_tasks.push(tokio::spawn(water_engine::run(
             water_engine::WaterEngineParts {
                 settings: settings.indicators.water.clone(),
@@ -239,6 +240,7 @@ pub async fn run_with(
                 registry: registry.clone(),
                 targets,
                 samples: water_rx,
+                sd: sd_rx,
                 points: points_tx,
                 view: water_view_tx,
             },

@@ -529,6 +529,10 @@ impl Settings {
             v.validate()
                 .map_err(|r| invalid(format!("vendor.{name}"), r))?;
         }
+        self.indicators
+            .water
+            .validate()
+            .map_err(|r| invalid("indicators.water", r))?;
         let f = &self.influxdb;
         if f.api != InfluxApi::Files
             && !(f.url.starts_with("http://") || f.url.starts_with("https://"))

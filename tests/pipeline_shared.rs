@@ -14,7 +14,7 @@ fn two_instances_split_the_load_and_every_reading_lands_once() {
     let influx = Influx1::start();
     influx.create_db("envmon");
     let mut a = EnvmonOpts::v1(broker.port(), influx.url());
-    a.extra = "[indicators]\nenabled = false\n".into();
+    a.indicators = false;
     let mut b = a.clone();
     b.client_id = format!("{}-b", a.client_id);
     // shared_group belongs to [mqtt]: put it right after the client id.

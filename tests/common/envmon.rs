@@ -53,6 +53,8 @@ pub struct EnvmonOpts {
     /// Extra TOML appended to the generated config (e.g. a `[vendor.x]` section).
     pub extra: String,
     pub batch_age_ms: u64,
+    /// Run the indicator engines (`[indicators] enabled`).
+    pub indicators: bool,
 }
 
 impl EnvmonOpts {
@@ -67,6 +69,7 @@ impl EnvmonOpts {
             stations: stations_toml(50, 5),
             extra: String::new(),
             batch_age_ms: 200,
+            indicators: true,
         }
     }
 }
@@ -131,6 +134,9 @@ dir = "{dl}"
 listen = "127.0.0.1:{http_port}"
 [log]
 level = "info,envmon=debug"
+[indicators]
+enabled = {indicators}
+state_dir = "{state}"
 {extra}
 "#,
             mqtt_port = o.mqtt_port,
@@ -141,7 +147,9 @@ level = "info,envmon=debug"
             age = o.batch_age_ms,
             stations = stations.display(),
             dl = dir.path().join("deadletter").display(),
+            state = dir.path().join("state").display(),
             extra = o.extra,
+            indicators = o.indicators,
         );
         let config_path = dir.path().join("envmon.toml");
         std::fs::write(&config_path, config).expect("write config");
