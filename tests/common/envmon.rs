@@ -194,6 +194,12 @@ state_dir = "{state}"
             get(port, "/healthz").filter(|(s, _)| *s == 200)
         });
         assert!(ok.is_some(), "envmon did not start:\n{}", self.log());
+        // Ready for traffic once the broker acknowledged the subscriptions (on a first
+        // connection, messages published before that would have no session to wait in).
+        let subscribed = wait_until(Duration::from_secs(20), || {
+            (self.metric("envmon_mqtt_subscribed") == 1.0).then_some(())
+        });
+        assert!(subscribed.is_some(), "envmon did not subscribe:\n{}", self.log());
     }
 
     /// SIGKILL: no flush, no acks.
