@@ -131,6 +131,8 @@ dir = "{dl}"
 listen = "127.0.0.1:{http_port}"
 [log]
 level = "info,envmon=debug"
+[indicators]
+state_dir = "{state}"
 {extra}
 "#,
             mqtt_port = o.mqtt_port,
@@ -142,6 +144,7 @@ level = "info,envmon=debug"
             stations = stations.display(),
             dl = dir.path().join("deadletter").display(),
             extra = o.extra,
+            state = dir.path().join("state").display(),
         );
         let config_path = dir.path().join("envmon.toml");
         std::fs::write(&config_path, config).expect("write config");
