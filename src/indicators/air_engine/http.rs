@@ -43,10 +43,18 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Check the query; `Ok((key, period_is_day, from, to))`.
-pub fn parse_query(
-    q: &HashMap<String, String>,
-) -> Result<(String, bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>), (&'static str, String)> {
+/// A checked `/api/v1/air/aqi` query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AqiQuery {
+    /// Series key `"scope:id"`.
+    pub key: String,
+    pub day: bool,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Check the query; errors as (Chinese, English).
+pub fn parse_query(q: &HashMap<String, String>) -> Result<AqiQuery, (&'static str, String)> {
     for k in q.keys() {
         if !matches!(k.as_str(), "scope" | "id" | "from" | "to" | "period") {
             return Err((
@@ -92,7 +100,12 @@ pub fn parse_query(
             return Err(("时间范围颠倒", "from is after to".to_string()));
         }
     }
-    Ok((format!("{scope}:{id}"), day, from, to))
+    Ok(AqiQuery {
+        key: format!("{scope}:{id}"),
+        day,
+        from,
+        to,
+    })
 }
 
 /// Entries of a series with `from <= time <= to` (time = start of the hour / local day).
@@ -113,7 +126,7 @@ pub fn select(
 }
 
 async fn aqi(State(view): State<ViewRx>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (key, day, from, to) = match parse_query(&q) {
+    let AqiQuery { key, day, from, to } = match parse_query(&q) {
         Ok(x) => x,
         Err((zh, en)) => return error(StatusCode::BAD_REQUEST, zh, &en),
     };
