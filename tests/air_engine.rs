@@ -470,3 +470,26 @@ fn snapshot_file_roundtrip_is_atomic_and_readable() {
         .unwrap();
     assert_eq!(&back, e.state());
 }
+
+#[test]
+fn entry_json_shape_as_documented() {
+    let mut e = engine();
+    let day = d(2025, 6, 1);
+    feed_day(&mut e, "WJ-A01", day, 60.0);
+    let v = e.view();
+    let j = serde_json::to_value(&v.series["station:WJ-A01"].daily[&day]).unwrap();
+    println!("{j}");
+    assert_eq!(j["time"], "2025-05-31T16:00:00Z");
+    assert_eq!(j["aqi"], 82);
+    assert_eq!(j["category"]["zh"], "良");
+    assert_eq!(j["primary"], serde_json::json!(["pm25"]));
+    assert_eq!(
+        j["iaqi"],
+        serde_json::json!({"co":13,"no2":13,"o3_8h":15,"pm10":20,"pm25":82,"so2":5})
+    );
+    let h = &v.series["station:WJ-A01"].hourly[&local(day, 8).timestamp()];
+    assert_eq!(
+        h.label, "2025-06-01 09:00",
+        "CNEMC label = local end of the hour"
+    );
+}
