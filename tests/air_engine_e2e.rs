@@ -85,7 +85,7 @@ name = "测试市 Test city"
 districts = ["D0", "D1", "D2"]
 "#
     .to_string();
-    let envmon = Envmon::start(&o);
+    let mut envmon = Envmon::start(&o);
     let mut msgs = Vec::new();
     for i in 0..26 {
         for s in 0..3 {
@@ -203,4 +203,23 @@ districts = ["D0", "D1", "D2"]
     // Hourly points exist for every published hour of each station (26 × 3).
     let hourly = influx.count("envmon", "aqi_hourly", "aqi");
     assert!(hourly >= 26 * 3, "{hourly}");
+
+    // Restart: clean stop writes the snapshot; the restarted process serves the same figures.
+    let path = "/api/v1/air/aqi?scope=city&id=testcity&period=day";
+    let before = envmon.get(path).unwrap().1;
+    let hours_before = envmon
+        .get("/api/v1/air/aqi?scope=station&id=A002&period=hour")
+        .unwrap()
+        .1;
+    assert!(envmon.terminate(), "clean exit");
+    assert!(envmon.dir.path().join("state/air-engine.json").exists());
+    envmon.start_again();
+    assert_eq!(envmon.get(path).unwrap().1, before);
+    assert_eq!(
+        envmon
+            .get("/api/v1/air/aqi?scope=station&id=A002&period=hour")
+            .unwrap()
+            .1,
+        hours_before
+    );
 }
