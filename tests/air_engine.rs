@@ -493,3 +493,29 @@ fn entry_json_shape_as_documented() {
         "CNEMC label = local end of the hour"
     );
 }
+
+#[test]
+fn edition_follows_the_date_of_the_data() {
+    let mut e = engine();
+    // PM2.5 24-hour mean 60: HJ 633-2012 → 82; HJ 633-2026 (IAQI 100 at 60) → 100.
+    feed_day(&mut e, "WJ-A01", d(2026, 2, 28), 60.0);
+    feed_day(&mut e, "WJ-A01", d(2026, 3, 1), 60.0);
+    let v = e.view();
+    let s = &v.series["station:WJ-A01"];
+    let old = &s.daily[&d(2026, 2, 28)];
+    let new = &s.daily[&d(2026, 3, 1)];
+    assert_eq!(
+        (old.edition.as_str(), old.aqi, old.provisional),
+        ("2012", Some(82), false)
+    );
+    assert_eq!(
+        (new.edition.as_str(), new.aqi, new.provisional),
+        ("2026", Some(100), true)
+    );
+    // Real-time report: 2012 carries the O3 8-hour moving average as supplementary, 2026 not.
+    let h_old = &s.hourly[&local(d(2026, 2, 28), 12).timestamp()];
+    let h_new = &s.hourly[&local(d(2026, 3, 1), 12).timestamp()];
+    assert!(h_old.supplementary.contains_key("o3_8h"));
+    assert!(!h_new.supplementary.contains_key("o3_8h"));
+    assert!(!h_new.concentrations.contains_key("o3_8h"));
+}

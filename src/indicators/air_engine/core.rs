@@ -1298,6 +1298,12 @@ fn resolve_area(
         })
         .map(|st| st.id.clone())
         .collect();
+    if members.is_empty() {
+        tracing::warn!(
+            area = %def.id,
+            "区域没有国控/省控站点，不会有数值 area has no national/provincial station; it will have no figures"
+        );
+    }
     Ok(Area {
         scope: def.scope,
         id: def.id.clone(),
