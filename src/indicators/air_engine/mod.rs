@@ -1,0 +1,267 @@
+//! Live air indicator engine (issue 5).
+//!
+//! Consumes every stored [`Sample`] batch from the pipeline, keeps rolling per-station state
+//! ([`core::Engine`], no I/O), writes `aqi_hourly`, `aqi_daily` and `air_target` points, publishes
+//! a read-only [`AirView`] for the HTTP API ([`http`]) and persists its state as a snapshot
+//! (`<state_dir>/air-engine.json`). Rules: docs/indicators.md "Engine"; schema: docs/schema.md.
+
+pub mod core;
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use self::core::{AirEngineError, AirView, Engine, EngineState, Entry, TargetEntry};
+use crate::indicators::aqi::AirConfig;
+use crate::indicators::targets::Targets;
+use crate::model::Sample;
+use crate::registry::Registry;
+use crate::store::line::Point;
+
+/// Scope of an area (and of a query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaScope {
+    District,
+    City,
+    Zone,
+}
+
+impl AreaScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AreaScope::District => "district",
+            AreaScope::City => "city",
+            AreaScope::Zone => "zone",
+        }
+    }
+}
+
+/// `[[indicators.air.areas]]`: an aggregation area. Members = the national and provincial air
+/// stations in any of `districts` (registry district names, case-insensitive), in `group`, or
+/// listed in `stations`. Micro-stations never count.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaDef {
+    pub id: String,
+    pub scope: AreaScope,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub districts: Vec<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub stations: Vec<String>,
+}
+
+/// `[indicators.air]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AirEngineSettings {
+    /// Late or back-filled data up to this many hours behind the newest hour seen recomputes the
+    /// affected hours and days; older data is counted (`too_late`) and logged, not used.
+    pub late_horizon_h: u32,
+    /// Snapshot period in seconds (also written at shutdown).
+    pub snapshot_interval_s: u64,
+    /// Hourly results kept in memory for the API (hours back from the newest hour). Daily results
+    /// are kept for the current and the previous year.
+    pub view_hours: u32,
+    /// Minutes one `rt`/`min` value covers; unset = `expected_interval_s / 60` of the station for
+    /// `min` values (1 if unset), 1 for `rt` values.
+    pub subhourly_span_min: Option<u32>,
+    /// One district area per registry district of national/provincial stations (id = name
+    /// lower-cased).
+    pub district_areas: bool,
+    /// City and zone areas (and district overrides). Default: Suzhou city and the demo zone.
+    pub areas: Vec<AreaDef>,
+    /// HJ 633 edition pin, options, validity rules, grade (docs/indicators.md §9).
+    pub rules: AirConfig,
+}
+
+impl Default for AirEngineSettings {
+    fn default() -> Self {
+        AirEngineSettings {
+            late_horizon_h: 72,
+            snapshot_interval_s: 30,
+            view_hours: 24 * 8,
+            subhourly_span_min: None,
+            district_areas: true,
+            areas: default_areas(),
+            rules: AirConfig::default(),
+        }
+    }
+}
+
+/// Suzhou city (its ten county-level districts of the sample registry) and the Yangtze Delta
+/// demo zone (stations in group `demo-zone`).
+pub fn default_areas() -> Vec<AreaDef> {
+    vec![
+        AreaDef {
+            id: "suzhou".into(),
+            scope: AreaScope::City,
+            name: Some("苏州市 Suzhou".into()),
+            districts: [
+                "Gusu",
+                "Huqiu",
+                "Wuzhong",
+                "Xiangcheng",
+                "Wujiang",
+                "SIP",
+                "Changshu",
+                "Zhangjiagang",
+                "Kunshan",
+                "Taicang",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            group: None,
+            stations: Vec::new(),
+        },
+        AreaDef {
+            id: "demo-zone".into(),
+            scope: AreaScope::Zone,
+            name: Some("长三角生态绿色一体化发展示范区 Demo zone".into()),
+            districts: Vec::new(),
+            group: Some("demo-zone".into()),
+            stations: Vec::new(),
+        },
+    ]
+}
+
+/// Everything the engine task needs.
+pub struct AirEngineParts {
+    pub settings: AirEngineSettings,
+    /// Directory for the engine's state snapshot (`indicators.state_dir`).
+    pub state_dir: std::path::PathBuf,
+    pub registry: Arc<Registry>,
+    pub targets: Option<Arc<Targets>>,
+    /// Stored samples from the pipeline (all stations, all parameters).
+    pub samples: mpsc::Receiver<Arc<Vec<Sample>>>,
+    /// Derived points to write to InfluxDB.
+    pub points: mpsc::Sender<Vec<Point>>,
+    /// The view for the API.
+    pub view: watch::Sender<Arc<AirView>>,
+}
+
+/// Snapshot file name inside `state_dir`.
+pub const SNAPSHOT_FILE: &str = "air-engine.json";
+
+pub fn snapshot_path(dir: &Path) -> PathBuf {
+    dir.join(SNAPSHOT_FILE)
+}
+
+/// Write the state atomically (temp file in the same directory, then rename).
+pub fn save_snapshot(dir: &Path, state: &EngineState) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let body = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, snapshot_path(dir))
+}
+
+/// Read a snapshot; `Ok(None)` when there is none.
+pub fn load_snapshot(dir: &Path) -> Result<Option<EngineState>, AirEngineError> {
+    let p = snapshot_path(dir);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| AirEngineError::Snapshot(format!("{}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AirEngineError::Snapshot(format!("{}: {e}", p.display()))),
+    }
+}
+
+/// Run until the samples channel closes (pipeline finished), then save state and return.
+/// `hard_stop` fires at the shutdown deadline.
+pub async fn run(mut parts: AirEngineParts, hard_stop: CancellationToken) {
+    let mut engine = match Engine::new(
+        parts.settings.clone(),
+        parts.registry.clone(),
+        parts.targets.clone(),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "空气引擎未启动 air engine not started");
+            while parts.samples.recv().await.is_some() {}
+            return;
+        }
+    };
+    match load_snapshot(&parts.state_dir) {
+        Ok(Some(st)) => match engine.restore(st) {
+            Ok(()) => tracing::info!(
+                path = %snapshot_path(&parts.state_dir).display(),
+                "空气引擎状态已恢复 air engine state restored"
+            ),
+            Err(e) => tracing::warn!(error = %e, "快照被忽略 snapshot ignored"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "快照被忽略 snapshot ignored"),
+    }
+    parts.view.send_replace(Arc::new(engine.view()));
+    let period = Duration::from_secs(parts.settings.snapshot_interval_s.max(1));
+    let mut snap_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut view_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut view_dirty = false;
+    let mut snap_dirty = false;
+    loop {
+        tokio::select! {
+            m = parts.samples.recv() => match m {
+                Some(batch) => {
+                    for s in batch.iter() {
+                        engine.ingest(s);
+                    }
+                    let points = engine.flush();
+                    view_dirty = true;
+                    snap_dirty = true;
+                    if !points.is_empty() {
+                        tokio::select! {
+                            r = parts.points.send(points) => if r.is_err() {
+                                tracing::warn!("指标写入器已停止 indicator writer gone; air points dropped");
+                            },
+                            _ = hard_stop.cancelled() => break,
+                        }
+                    }
+                }
+                None => break,
+            },
+            _ = view_tick.tick() => {
+                if view_dirty {
+                    parts.view.send_replace(Arc::new(engine.view()));
+                    view_dirty = false;
+                }
+            }
+            _ = snap_tick.tick() => {
+                if snap_dirty {
+                    save(&parts.state_dir, engine.state());
+                    snap_dirty = false;
+                }
+            }
+            _ = hard_stop.cancelled() => break,
+        }
+    }
+    parts.view.send_replace(Arc::new(engine.view()));
+    save(&parts.state_dir, engine.state());
+}
+
+fn save(dir: &Path, state: &EngineState) {
+    if let Err(e) = save_snapshot(dir, state) {
+        tracing::warn!(dir = %dir.display(), error = %e, "空气引擎快照写入失败 air engine snapshot not written");
+    }
+}
+
+/// HTTP routes of this engine (merged into the API router).
+pub fn routes(view: watch::Receiver<Arc<AirView>>) -> axum::Router {
+    http::routes(view)
+}
