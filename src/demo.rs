@@ -197,8 +197,11 @@ async fn city_aqi(http: &str) -> Option<String> {
         .build()
         .ok()?;
     let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
-    let items = v.as_array().or_else(|| v.get("items")?.as_array())?;
-    let last = items.last()?;
+    let items = v.as_array()?;
+    let last = items
+        .iter()
+        .rev()
+        .find(|e| e.get("aqi").and_then(|a| a.as_u64()).is_some())?;
     let aqi = last.get("aqi")?;
     let zh = last
         .pointer("/category/zh")

@@ -65,6 +65,28 @@ fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
     assert!(stored > 1000.0, "readings stored while running: {stored}");
     let (code, body) = get(http, "/readyz").expect("readyz");
     assert_eq!(code, 200, "{body}");
+    // The API answers with stations and an AQI (the back-filled hours give the city an hourly
+    // AQI; the indicator view is published within a second of the data).
+    let aqi = (0..40).find_map(|_| {
+        let (code, body) = get(http, "/api/v1/air/aqi?scope=city&id=suzhou&period=hour")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let n = v
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["aqi"].as_u64())
+            .last();
+        if code == 200 && n.is_some() {
+            n
+        } else {
+            std::thread::sleep(Duration::from_millis(250));
+            None
+        }
+    });
+    let aqi = aqi.expect("a city AQI from the API");
+    assert!((1..=500).contains(&aqi), "{aqi}");
+    let (code, body) = get(http, "/api/v1/water/sections").expect("water sections");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("W-TP"), "sections listed: {body}");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -54,7 +54,12 @@ fn two_instances_split_the_load_and_every_reading_lands_once() {
         .build()
         .unwrap();
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-shared", msgs, Duration::from_secs(60))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-shared",
+            msgs,
+            Duration::from_secs(60)
+        )),
         n
     );
     assert_eq!(
@@ -65,8 +70,15 @@ fn two_instances_split_the_load_and_every_reading_lands_once() {
         ea.metric("envmon_messages_received_total"),
         eb.metric("envmon_messages_received_total"),
     );
-    assert_eq!(ra + rb, n as f64, "each message went to exactly one instance");
-    assert!(ra > 0.0 && rb > 0.0, "both instances took a share: {ra} / {rb}");
+    assert_eq!(
+        ra + rb,
+        n as f64,
+        "each message went to exactly one instance"
+    );
+    assert!(
+        ra > 0.0 && rb > 0.0,
+        "both instances took a share: {ra} / {rb}"
+    );
     let rows = influx.rows("envmon", "SELECT sum(pm25) FROM air");
     let want: f64 = (0..n).map(|i| i as f64).sum();
     assert_eq!(rows[0]["sum"].as_f64(), Some(want));

@@ -199,7 +199,11 @@ state_dir = "{state}"
         let subscribed = wait_until(Duration::from_secs(20), || {
             (self.metric("envmon_mqtt_subscribed") == 1.0).then_some(())
         });
-        assert!(subscribed.is_some(), "envmon did not subscribe:\n{}", self.log());
+        assert!(
+            subscribed.is_some(),
+            "envmon did not subscribe:\n{}",
+            self.log()
+        );
     }
 
     /// SIGKILL: no flush, no acks.
