@@ -73,8 +73,8 @@ fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
         let n = v
             .as_array()?
             .iter()
-            .filter_map(|e| e["aqi"].as_u64())
-            .last();
+            .rev()
+            .find_map(|e| e["aqi"].as_u64());
         if code == 200 && n.is_some() {
             n
         } else {
