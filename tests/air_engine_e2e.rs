@@ -214,6 +214,11 @@ districts = ["D0", "D1", "D2"]
     assert!(envmon.terminate(), "clean exit");
     assert!(envmon.dir.path().join("state/air-engine.json").exists());
     envmon.start_again();
+    // The engine loads its snapshot right after start; wait for it (bounded), then compare.
+    let loaded = common::wait_until(std::time::Duration::from_secs(20), || {
+        envmon.get(path).filter(|(c, _)| *c == 200)
+    });
+    assert!(loaded.is_some(), "snapshot loaded:\n{}", envmon.log());
     assert_eq!(envmon.get(path).unwrap().1, before);
     assert_eq!(
         envmon

@@ -70,11 +70,7 @@ fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
     let aqi = (0..40).find_map(|_| {
         let (code, body) = get(http, "/api/v1/air/aqi?scope=city&id=suzhou&period=hour")?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let n = v
-            .as_array()?
-            .iter()
-            .rev()
-            .find_map(|e| e["aqi"].as_u64());
+        let n = v.as_array()?.iter().rev().find_map(|e| e["aqi"].as_u64());
         if code == 200 && n.is_some() {
             n
         } else {

@@ -192,3 +192,74 @@ fn every_kind_of_malformed_input_is_dead_lettered_with_its_reason_while_good_tra
         "{log}"
     );
 }
+
+/// InfluxDB refuses some lines (HTTP 400, here a field-type conflict it can be made to show):
+/// envmon isolates exactly those points, dead-letters them with the server's reason, writes the
+/// rest, and acknowledges everything.
+#[test]
+fn lines_refused_by_influxdb_are_isolated_and_dead_lettered_the_rest_is_written() {
+    let broker = Mosquitto::start();
+    let influx = Influx1::start();
+    influx.create_db("envmon");
+    // `so2` already exists as a string field in this shard: float so2 values will conflict.
+    influx.write("envmon", "air,station=X so2=\"text\" 1793462400000000000\n");
+    let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
+    opts.batch_age_ms = 500;
+    let envmon = Envmon::start(&opts);
+    let mut msgs = Vec::new();
+    for i in 0..40usize {
+        let t = 1_793_462_400 + i as i64 * 3600;
+        let mut readings = serde_json::json!({"pm25": i as f64});
+        if i % 10 == 3 {
+            readings["so2"] = serde_json::json!(7.0);
+        }
+        msgs.push((
+            format!("env/json/A{:03}", i % 4),
+            serde_json::to_vec(&serde_json::json!({
+                "station": format!("A{:03}", i % 4), "time": t, "interval": "hour",
+                "readings": readings
+            }))
+            .unwrap(),
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-conflict",
+            msgs,
+            Duration::from_secs(30)
+        )),
+        40
+    );
+    // The lines carrying so2 are refused (as whole points), the others are stored: every
+    // message is either in InfluxDB or in the dead-letter, never both, never neither.
+    let dl = envmon.deadletter_dir();
+    let settled = common::wait_until(Duration::from_secs(30), || {
+        let recs = ::envmon::deadletter::read_all(&dl).ok()?;
+        let stored = influx.count("envmon", "air", "pm25");
+        (!recs.is_empty() && stored + recs.len() as u64 == 40).then_some((recs, stored))
+    });
+    let (recs, stored) = settled.unwrap_or_else(|| panic!("not settled:\n{}", envmon.log()));
+    assert!(stored >= 36, "all lines without so2 are stored: {stored}");
+    for r in &recs {
+        assert_eq!(r.reason, "rejected by influxdb");
+        assert!(r.detail.contains("400"), "{}", r.detail);
+        let line = r.payload.as_deref().unwrap();
+        assert!(line.starts_with("air,") && line.contains("so2=7"), "{line}");
+    }
+    // Everything was acknowledged: nothing waits for a redelivery.
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            (envmon.metric("envmon_acks_sent_total") == 40.0).then_some(())
+        })
+        .is_some(),
+        "acks: {}",
+        envmon.metric("envmon_acks_sent_total")
+    );
+    assert_eq!(envmon.metric("envmon_acks_pending"), 0.0);
+}

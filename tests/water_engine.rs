@@ -568,12 +568,10 @@ source = "test"
 
 #[test]
 fn the_documented_settings_example_parses_and_is_valid() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/indicators-water.md"
-    ))
-    .unwrap();
-    let engine_part = doc.split("### Engine").nth(1).expect("Engine part");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/indicators.md"))
+        .unwrap();
+    let water = doc.split("\n## Water\n").nth(1).expect("Water section");
+    let engine_part = water.split("### Engine").nth(1).expect("Engine part");
     let block = engine_part
         .split("```toml\n")
         .nth(1)
