@@ -93,11 +93,7 @@ districts = ["D0", "D1", "D2"]
         }
     }
     let n = msgs.len();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::envmon::runtime();
     let acked = rt.block_on(publish_all(
         broker.port(),
         "pub-air",

@@ -18,7 +18,12 @@ fn frame(qn: &str, pw: &str) -> Vec<u8> {
          a34004-Avg=35.5,a34004-Min=30.1,a34004-Max=41.0,a34004-Flag=N;\
          a21004-Avg=20.25,a21004-Flag=N;a21005-Avg=0.7,a21005-Flag=N;a05024-Avg=61,a05024-Flag=M&&"
     );
-    // The HJ 212 CRC (standards.md §6.2), written out independently of src/.
+    wrap(&data).into_bytes()
+}
+
+/// `##LLLL<data>CCCC\r\n` with the HJ 212 CRC (standards.md §6.2), written out independently
+/// of src/.
+fn wrap(data: &str) -> String {
     let mut crc: u16 = 0xFFFF;
     for b in data.bytes() {
         crc = (crc >> 8) ^ b as u16;
@@ -30,7 +35,7 @@ fn frame(qn: &str, pw: &str) -> Vec<u8> {
             }
         }
     }
-    format!("##{:04}{data}{crc:04X}\r\n", data.len()).into_bytes()
+    format!("##{:04}{data}{crc:04X}\r\n", data.len())
 }
 
 #[test]
@@ -93,25 +98,8 @@ fn logger_over_tcp_and_frame_over_mqtt_land_exactly_with_9014_after_storage() {
         .replace("DataTime=20261123080000", "DataTime=20261123090000");
     // Re-frame with a correct CRC after the edit.
     let data = &relayed[6..relayed.len() - 6];
-    let fixed = {
-        let mut crc: u16 = 0xFFFF;
-        for b in data.bytes() {
-            crc = (crc >> 8) ^ b as u16;
-            for _ in 0..8 {
-                let lsb = crc & 1;
-                crc >>= 1;
-                if lsb == 1 {
-                    crc ^= 0xA001;
-                }
-            }
-        }
-        format!("##{:04}{data}{crc:04X}\r\n", data.len())
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let fixed = wrap(data);
+    let rt = common::envmon::runtime();
     let good_crc = &fixed[fixed.len() - 6..fixed.len() - 2];
     let wrong = if good_crc == "0000" { "FFFF" } else { "0000" };
     let bad_crc = format!("{}{wrong}\r\n", &fixed[..fixed.len() - 6]);

@@ -86,14 +86,6 @@ fn assert_exact(influx: &Influx1, exp: &Expected) {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn ten_thousand_readings_from_fifty_stations_land_exactly_once() {
     let broker = Mosquitto::start();
@@ -103,7 +95,7 @@ fn ten_thousand_readings_from_fifty_stations_land_exactly_once() {
     let (msgs, exp) = messages(50, 0..40);
     assert_eq!(exp.len() * PARAMS.len(), 10_000);
     let n = msgs.len();
-    let acked = rt().block_on(publish_all(
+    let acked = common::envmon::runtime().block_on(publish_all(
         broker.port(),
         "pub-10k",
         msgs,
@@ -132,7 +124,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing_and_writes_nothing_twice() {
     let mut envmon = Envmon::start(&opts);
     let (msgs, exp) = messages(50, 0..100);
     let n = msgs.len();
-    let rt = rt();
+    let rt = common::envmon::runtime();
     let port = broker.port();
     let publisher = rt
         .spawn(async move { publish_all(port, "pub-kill", msgs, Duration::from_secs(120)).await });
@@ -168,7 +160,7 @@ fn influxdb_down_for_30_seconds_loses_nothing() {
     let mut influx = Influx1::start();
     influx.create_db("envmon");
     let envmon = Envmon::start(&EnvmonOpts::v1(broker.port(), influx.url()));
-    let rt = rt();
+    let rt = common::envmon::runtime();
     let (first, mut exp) = messages(50, 0..10);
     let n1 = first.len();
     assert_eq!(
@@ -239,7 +231,7 @@ fn v2_write_api_lands_exact_values_in_victoria_metrics() {
     let (msgs, exp) = messages(10, 0..20);
     let n = msgs.len();
     assert_eq!(
-        rt().block_on(publish_all(
+        common::envmon::runtime().block_on(publish_all(
             broker.port(),
             "pub-v2",
             msgs,
@@ -287,7 +279,7 @@ fn poison_message_is_dead_lettered_acked_and_never_redelivered() {
     let influx = Influx1::start();
     influx.create_db("envmon");
     let mut envmon = Envmon::start(&EnvmonOpts::v1(broker.port(), influx.url()));
-    let rt = rt();
+    let rt = common::envmon::runtime();
     let (good, _) = messages(1, 0..2);
     let poison = vec![
         good[0].clone(),

@@ -136,11 +136,7 @@ fn every_kind_of_malformed_input_is_dead_lettered_with_its_reason_while_good_tra
     msgs.push(good(bad.len()));
     let n_good = bad.len() + 1;
     let n = msgs.len();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::envmon::runtime();
     assert_eq!(
         rt.block_on(publish_all(
             broker.port(),
@@ -222,11 +218,7 @@ fn lines_refused_by_influxdb_are_isolated_and_dead_lettered_the_rest_is_written(
             .unwrap(),
         ));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::envmon::runtime();
     assert_eq!(
         rt.block_on(publish_all(
             broker.port(),

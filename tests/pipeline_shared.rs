@@ -48,11 +48,7 @@ fn two_instances_split_the_load_and_every_reading_lands_once() {
             )
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::envmon::runtime();
     assert_eq!(
         rt.block_on(publish_all(
             broker.port(),

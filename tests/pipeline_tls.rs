@@ -158,11 +158,7 @@ fn tls_with_credentials_works_and_a_wrong_password_is_refused() {
             )
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::envmon::runtime();
     // Published on the plain listener, delivered to envmon over TLS.
     assert_eq!(
         rt.block_on(publish_all(

@@ -81,14 +81,6 @@ fn history_day<'a>(detail: &'a Value, day: &str) -> Option<&'a Value> {
         .find(|h| h["from"] == day)
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn water_class_in_influxdb_http_and_cli_agree() {
     let broker = Mosquitto::start();
@@ -102,7 +94,7 @@ fn water_class_in_influxdb_http_and_cli_agree() {
     let state = envmon.dir.path().join("state");
     let msgs = messages();
     let n = msgs.len();
-    let acked = rt().block_on(publish_all(
+    let acked = common::envmon::runtime().block_on(publish_all(
         broker.port(),
         "pub-water",
         msgs,

@@ -279,6 +279,16 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((r.status, r.text()))
 }
 
+/// The runtime the tests publish from: multi-thread (2 workers), so the blocking harness calls
+/// made meanwhile use `block_in_place` instead of stalling the publisher.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Publish `msgs` (topic, payload) at QoS 1 from a fresh client and wait until the broker
 /// acknowledged every one (bounded by `timeout`). Returns the number acknowledged.
 pub async fn publish_all(
