@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http::{self, encode_pairs};
-use super::process::{blocking, find_binary, free_port, server_tempdir, wait_until, ServerProcess};
+use super::process::{
+    blocking, find_binary, free_port, server_tempdir, start_again_with_retries, wait_until,
+    ServerProcess,
+};
 
 /// A running `influxd` 1.x.
 ///
@@ -367,23 +370,9 @@ bind-address = "127.0.0.1:{rpc}"
     /// Starts again after [`stop`](Self::stop)/[`kill`](Self::kill): same ports,
     /// same config and data. Retries for a few seconds if the port is briefly taken.
     pub fn start_again(&mut self) {
-        blocking(|| {
-            assert!(!self.proc.is_running(), "influxd is still running");
-            let mut last_err = String::new();
-            for _attempt in 0..5 {
-                match self.spawn_and_wait() {
-                    Ok(()) => return,
-                    Err(e) => {
-                        last_err = e;
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
-            panic!(
-                "influxd did not come back on port {}; last error:\n{last_err}",
-                self.http_port
-            );
-        })
+        assert!(!self.proc.is_running(), "influxd is still running");
+        let port = self.http_port;
+        start_again_with_retries("influxd", port, || self.spawn_and_wait());
     }
 
     /// Simulates an outage: [`stop`](Self::stop).

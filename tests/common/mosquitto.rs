@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::process::{
-    blocking, find_binary, free_port, is_root, server_tempdir, tail_file, ServerProcess,
-    LOG_TAIL_LINES,
+    blocking, find_binary, free_port, is_root, server_tempdir, start_again_with_retries, tail_file,
+    ServerProcess, LOG_TAIL_LINES,
 };
 
 /// Options for [`Mosquitto::start_with`]. `Default` is what tests normally want.
@@ -225,23 +225,9 @@ impl Mosquitto {
     /// same port, same config, same persistence file. Retries for a few seconds if
     /// the port is briefly unavailable. Panics with the log tail on failure.
     pub fn start_again(&mut self) {
-        blocking(|| {
-            assert!(!self.proc.is_running(), "mosquitto is still running");
-            let mut last_err = String::new();
-            for _attempt in 0..5 {
-                match self.spawn_and_wait() {
-                    Ok(()) => return,
-                    Err(e) => {
-                        last_err = e;
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
-            panic!(
-                "mosquitto did not come back on port {}; last error:\n{last_err}",
-                self.port
-            );
-        })
+        assert!(!self.proc.is_running(), "mosquitto is still running");
+        let port = self.port;
+        start_again_with_retries("mosquitto", port, || self.spawn_and_wait());
     }
 
     /// [`stop`](Self::stop) then [`start_again`](Self::start_again): a broker restart

@@ -95,6 +95,29 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Starts a server again after a stop on its old port: calls `spawn` up to 5 times, a second
+/// apart (the port may be briefly taken), and panics naming `what` and `port` with the last
+/// error if it never comes up.
+pub fn start_again_with_retries(
+    what: &str,
+    port: u16,
+    mut spawn: impl FnMut() -> Result<(), String>,
+) {
+    blocking(|| {
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            match spawn() {
+                Ok(()) => return,
+                Err(e) => {
+                    last_err = e;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        panic!("{what} did not come back on port {port}; last error:\n{last_err}");
+    })
+}
+
 /// Polls `f` every [`POLL_INTERVAL`] until it returns `Some`, or `timeout` passes
 /// (then `None`). `f` is always called at least once, and once more at the deadline.
 pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

@@ -46,7 +46,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http::{self, encode_pairs};
-use super::process::{blocking, find_binary, free_port, server_tempdir, wait_until, ServerProcess};
+use super::process::{
+    blocking, find_binary, free_port, server_tempdir, start_again_with_retries, wait_until,
+    ServerProcess,
+};
 
 /// Options for [`VictoriaMetrics::start_with`].
 #[derive(Debug, Clone)]
@@ -287,23 +290,9 @@ impl VictoriaMetrics {
     /// Starts again after [`stop`](Self::stop)/[`kill`](Self::kill): same port and
     /// data directory. Retries for a few seconds if the port is briefly taken.
     pub fn start_again(&mut self) {
-        blocking(|| {
-            assert!(!self.proc.is_running(), "victoria-metrics is still running");
-            let mut last_err = String::new();
-            for _attempt in 0..5 {
-                match self.spawn_and_wait() {
-                    Ok(()) => return,
-                    Err(e) => {
-                        last_err = e;
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
-            panic!(
-                "victoria-metrics did not come back on port {}; last error:\n{last_err}",
-                self.port
-            );
-        })
+        assert!(!self.proc.is_running(), "victoria-metrics is still running");
+        let port = self.port;
+        start_again_with_retries("victoria-metrics", port, || self.spawn_and_wait());
     }
 
     /// Simulates an outage: [`stop`](Self::stop).
