@@ -1,9 +1,9 @@
 //! HJ 212 data loggers over TCP: framing, per-connection limits, 9014 responses after storage,
 //! split-packet reassembly, time calibration.
 //!
-//! Wiring (done by `app.rs`): when `[hj212] listen` is set, spawn
-//! `hj212_tcp::run(opts, registry, tx, cancel, metrics)` with the pipeline's envelope sender.
-//! Register [`Hj212TcpMetrics`] once with the telemetry registry.
+//! Wiring (done by `app.rs`): when `[hj212] listen` is set, [`bind`] it at start-up (a busy port
+//! is a start-up error), then spawn [`serve`] with the pipeline's envelope sender. Register
+//! [`Hj212TcpMetrics`] once with the telemetry registry.
 //!
 //! Per connection:
 //! - **Framing**: bytes are scanned for `##`; a frame ends at the first `\r\n`. Garbage before a
@@ -264,22 +264,6 @@ pub async fn bind(addr: &str) -> Result<TcpListener, Hj212TcpError> {
             addr: addr.to_string(),
             source,
         })
-}
-
-/// Run the listener on `opts.listen` until `cancel`; returns at once when `listen` is unset.
-pub async fn run(
-    opts: Hj212Options,
-    registry: Arc<Registry>,
-    tx: mpsc::Sender<Envelope>,
-    cancel: CancellationToken,
-    metrics: Arc<Hj212TcpMetrics>,
-) -> Result<(), Hj212TcpError> {
-    let Some(addr) = opts.listen.clone() else {
-        tracing::info!("hj212 TCP listener off (hj212.listen unset)");
-        return Ok(());
-    };
-    let listener = bind(&addr).await?;
-    serve(listener, opts, registry, tx, cancel, metrics).await
 }
 
 struct Shared {
