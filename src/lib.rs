@@ -30,6 +30,7 @@
 //! - [`sim`]: the station simulator (`envmon simulate`): realistic streams with faults on demand.
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for `envmon demo`.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod broker;
