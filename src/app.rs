@@ -47,6 +47,10 @@ pub enum AppError {
     Api(#[from] api::ApiError),
     #[error(transparent)]
     Hj212(#[from] crate::source::hj212_tcp::Hj212TcpError),
+    #[error(transparent)]
+    Rules(#[from] crate::alerts::rules::RulesError),
+    #[error(transparent)]
+    Notify(#[from] crate::alerts::notify::NotifyError),
 }
 
 /// Load and validate everything `envmon run` needs, without starting anything.
@@ -64,10 +68,22 @@ pub fn load_targets(settings: &Settings) -> Result<Option<Targets>, AppError> {
     }
 }
 
+/// The alert rules, if alerting is on and a rules file is there (docs/alerts.md).
+pub fn load_rules(
+    settings: &Settings,
+    registry: &Registry,
+) -> Result<Option<crate::alerts::rules::RuleSet>, AppError> {
+    match settings.alerts.rules_file() {
+        Some(f) => Ok(Some(crate::alerts::rules::RuleSet::load(&f, registry)?)),
+        None => Ok(None),
+    }
+}
+
 /// The `check-config` report: a short summary, secrets never shown.
 pub fn check_config(config: &Path) -> Result<String, AppError> {
     let (s, reg) = load(config)?;
     let targets = load_targets(&s)?;
+    let rules = load_rules(&s, &reg)?;
     let mut out = String::new();
     let _ = writeln!(out, "config {}: OK", config.display());
     let _ = writeln!(
@@ -147,6 +163,38 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
             let _ = writeln!(out, "targets: none configured");
         }
     }
+    match &rules {
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "alerts ({}): {} rules, {} maintenance windows, {} notifiers (details: envmon alerts check)",
+                r.path,
+                r.rules.len(),
+                r.maintenance.len(),
+                r.notifiers.len()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "alerts: off ({})",
+                if s.alerts.enabled {
+                    "no config/alerts.toml; set alerts.file"
+                } else {
+                    "alerts.enabled = false"
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "http write routes: {}",
+        if s.http.token.is_some() {
+            "token set"
+        } else {
+            "disabled (no http.token)"
+        }
+    );
     let _ = writeln!(out, "deadletter: {}", s.deadletter.dir.display());
     let _ = writeln!(out, "http: {}", s.http.listen);
     match &s.hj212.listen {
@@ -200,9 +248,74 @@ pub async fn run_with(
     let mut routes = Vec::new();
     let mut engine_tasks = Vec::new();
     let mut indicator_writer_task = None;
+    // Alerts: a sink of stored samples and a tap on the engines' derived points.
+    let rules = load_rules(&settings, &registry)?;
+    let mut alert_points_tx: Option<mpsc::Sender<Vec<crate::store::line::Point>>> = None;
+    let mut alert_task = None;
+    if let Some(rules) = rules {
+        use crate::alerts::{http as ahttp, notify, task as atask};
+        let (samples_tx, samples_rx) = mpsc::channel(64);
+        let (apts_tx, apts_rx) = mpsc::channel(64);
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        let (view_tx, view_rx) = watch::channel(Arc::new(atask::AlertsView::default()));
+        pipeline.add_sink(samples_tx);
+        let auth =
+            api::auth::WriteAuth::new(settings.http.token.clone(), &settings.http.token_name);
+        if !auth.enabled() {
+            tracing::warn!("http.token is not set: the silence routes answer 403 until it is");
+        }
+        routes.push(ahttp::routes(view_rx, cmd_tx, auth));
+        let notifiers = notify::Notifiers::start(
+            &rules.notifiers,
+            notify::NotifyContext {
+                influxdb: Some(settings.influxdb.clone()),
+                metrics: metrics.clone(),
+            },
+            hard_stop.clone(),
+        )?;
+        tracing::info!(file = %rules.path, rules = rules.rules.len(), notifiers = rules.notifiers.len(), "alerting on");
+        if settings.indicators.enabled {
+            alert_points_tx = Some(apts_tx);
+        } else {
+            drop(apts_tx);
+        }
+        alert_task = Some(tokio::spawn(atask::run(
+            atask::AlertParts {
+                rules,
+                registry: registry.clone(),
+                state_dir: settings.indicators.state_dir.clone(),
+                samples: samples_rx,
+                points: apts_rx,
+                commands: cmd_rx,
+                view: view_tx,
+                notifiers,
+                metrics: metrics.clone(),
+                tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
+                notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
+            },
+            hard_stop.clone(),
+        )));
+    }
     if settings.indicators.enabled {
         let targets = load_targets(&settings)?.map(Arc::new);
-        let (points_tx, points_rx) = mpsc::channel(256);
+        let (points_tx, points_rx) = match alert_points_tx.take() {
+            None => mpsc::channel(256),
+            Some(alert_tx) => {
+                // Tee: every derived point goes to the indicator writer and to the alert engine.
+                let (engines_tx, mut engines_rx) =
+                    mpsc::channel::<Vec<crate::store::line::Point>>(256);
+                let (writer_tx, writer_rx) = mpsc::channel(256);
+                tokio::spawn(async move {
+                    while let Some(batch) = engines_rx.recv().await {
+                        let _ = alert_tx.send(batch.clone()).await;
+                        if writer_tx.send(batch).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                (engines_tx, writer_rx)
+            }
+        };
         let iw = Writer::new(&settings.influxdb)?;
         indicator_writer_task = Some(tokio::spawn(crate::store::indicator_writer::run(
             points_rx,
@@ -325,6 +438,10 @@ pub async fn run_with(
         let _ = t.await;
     }
     if let Some(t) = indicator_writer_task {
+        let _ = t.await;
+    }
+    if let Some(t) = alert_task {
+        // Sends what is grouped, saves the alert state, lets the notifiers deliver.
         let _ = t.await;
     }
     timer.abort();

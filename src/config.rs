@@ -77,6 +77,8 @@ pub struct Settings {
     pub hj212: Hj212Options,
     #[serde(default)]
     pub indicators: IndicatorSettings,
+    #[serde(default)]
+    pub alerts: AlertSettings,
     /// Named mappings for other vendors' flat JSON (`[vendor.<name>]`).
     #[serde(default, skip_serializing)]
     pub vendor: std::collections::BTreeMap<String, VendorMapping>,
@@ -229,12 +231,82 @@ impl Default for DeadletterSettings {
 pub struct HttpSettings {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer token of the write routes (silences; `Authorization: Bearer …`). Without one the
+    /// write routes answer 403. Better given as `token_file` or `ENVMON__HTTP__TOKEN`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Who the token stands for, in audit log lines.
+    #[serde(default = "default_token_name")]
+    pub token_name: String,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen: default_listen(),
+            token: None,
+            token_file: None,
+            token_name: default_token_name(),
+        }
+    }
+}
+
+fn default_token_name() -> String {
+    "operator".into()
+}
+
+/// `[alerts]`: the alert engine (docs/alerts.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Run the alert engine. With the default file absent, alerting is off (logged).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The rules file; default `config/alerts.toml` (optional: absent = off). A file named
+    /// here must exist.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Evaluation period (silence, group_wait, repeats), milliseconds.
+    #[serde(default = "default_alert_tick")]
+    pub tick_ms: u64,
+    /// How long shutdown waits for notifiers to deliver what is queued, seconds.
+    #[serde(default = "default_alert_notify_deadline")]
+    pub shutdown_notify_s: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            enabled: true,
+            file: None,
+            tick_ms: default_alert_tick(),
+            shutdown_notify_s: default_alert_notify_deadline(),
+        }
+    }
+}
+
+fn default_alert_tick() -> u64 {
+    1000
+}
+fn default_alert_notify_deadline() -> u64 {
+    5
+}
+
+impl AlertSettings {
+    /// The rules file to load, if any: the configured one, else `config/alerts.toml` when it
+    /// exists.
+    pub fn rules_file(&self) -> Option<PathBuf> {
+        if !self.enabled {
+            return None;
+        }
+        match &self.file {
+            Some(f) => Some(f.clone()),
+            None => {
+                let d = PathBuf::from("config/alerts.toml");
+                d.exists().then_some(d)
+            }
         }
     }
 }
@@ -466,6 +538,7 @@ impl Settings {
             &mut self.influxdb.password,
             &self.influxdb.password_file,
         )?;
+        from_file("http.token", &mut self.http.token, &self.http.token_file)?;
         Ok(())
     }
 

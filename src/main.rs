@@ -41,6 +41,42 @@ enum Cmd {
         #[command(subcommand)]
         what: CalcCmd,
     },
+    /// Alert rules: validate them, or replay one against the data stored in InfluxDB.
+    Alerts {
+        #[command(subcommand)]
+        what: AlertsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    /// Validate the rules file and list every rule with the size of its scope.
+    Check(envmon::alerts::cli::CheckArgs),
+    /// Evaluate one rule against stored readings: when it would have fired and resolved.
+    Backtest(envmon::alerts::cli::BacktestArgs),
+}
+
+fn alerts(what: AlertsCmd) -> ExitCode {
+    let r = match what {
+        AlertsCmd::Check(a) => envmon::alerts::cli::check(&a),
+        AlertsCmd::Backtest(a) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(envmon::alerts::cli::backtest(&a)),
+            Err(e) => {
+                eprintln!("error: cannot start the tokio runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -168,6 +204,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Alerts { what } => alerts(what),
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
             CalcCmd::WaterClass(a) => {

@@ -3,6 +3,8 @@
 //! Owns: the HTTP server. Reads snapshots (watch channels, metrics); never sends into the
 //! pipeline. Later issues add the indicator endpoints under `/api/v1/`.
 
+pub mod auth;
+
 use std::net::SocketAddr;
 
 use axum::extract::State;

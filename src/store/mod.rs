@@ -8,4 +8,5 @@
 
 pub mod indicator_writer;
 pub mod line;
+pub mod query;
 pub mod writer;
