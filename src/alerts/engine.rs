@@ -362,6 +362,17 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
+fn roman_class(v: f64) -> &'static str {
+    match v.round() as i64 {
+        1 => "Ⅰ",
+        2 => "Ⅱ",
+        3 => "Ⅲ",
+        4 => "Ⅳ",
+        5 => "Ⅴ",
+        _ => "劣Ⅴ",
+    }
+}
+
 fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%m-%d %H:%M")
@@ -981,8 +992,17 @@ impl Engine {
             ("", "")
         };
         let u = unit.as_deref().map(pretty_unit).unwrap_or_default();
-        let vs = value.map(fmt_value).unwrap_or_else(|| "—".into());
-        let ts = threshold.map(fmt_value).unwrap_or_else(|| "—".into());
+        // Water classes read as classes (Ⅳ类), not numbers.
+        let as_class = rule.field.as_deref() == Some("class_num");
+        let show = |v: f64| {
+            if as_class {
+                format!("{}类", roman_class(v))
+            } else {
+                fmt_value(v)
+            }
+        };
+        let vs = value.map(show).unwrap_or_else(|| "—".into());
+        let ts = threshold.map(show).unwrap_or_else(|| "—".into());
         let dur_end = match status {
             Status::Resolved => ends_at.unwrap_or(now),
             Status::Firing => inst.and_then(|i| i.last_time).unwrap_or(now),
@@ -1063,6 +1083,11 @@ impl Engine {
                 let f = rule.field.as_deref().unwrap_or("");
                 let (fzh, fen) = param_names(f);
                 let (ozh, oen) = match rule.condition {
+                    Some(super::rules::Condition::Compare { op, .. })
+                        if as_class && matches!(op, super::rules::Op::Gt) =>
+                    {
+                        ("劣于", "worse than")
+                    }
                     Some(super::rules::Condition::Compare { op, .. }) => op.words(),
                     _ => ("超出范围", "outside the range"),
                 };

@@ -760,6 +760,10 @@ pub fn param_names(param: &str) -> (String, String) {
         "aqi" => ("AQI", "AQI"),
         "level" => ("AQI 级别", "AQI level"),
         "class_num" => ("水质类别", "water class"),
+        "target_num" => ("目标类别", "target class"),
+        "remaining_mean_must_stay_under" => ("剩余时段须低于", "rest of the year must stay under"),
+        "value" => ("年累计均值", "year-to-date value"),
+        "on_track" => ("目标进度正常", "on track"),
         "tli" => ("综合营养状态指数", "TLI"),
         other => return (other.to_string(), other.to_string()),
     };
