@@ -304,16 +304,27 @@ pub struct EngineCounts {
     pub late_ignored: u64,
 }
 
+/// A borrowed `(rule, subject)` key: looks up `(usize, String)` without allocating.
+#[derive(Hash)]
+struct KeyRef<'a>(usize, &'a str);
+
+impl hashbrown::Equivalent<(usize, String)> for KeyRef<'_> {
+    fn equivalent(&self, key: &(usize, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// The engine: rules, registry, instances, outbox.
 pub struct Engine {
     rules: RuleSet,
     registry: Arc<Registry>,
     /// Threshold and flag rules by parameter; flag rules without a parameter.
-    by_param: HashMap<String, Vec<usize>>,
-    flag_any: Vec<usize>,
+    by_param: HashMap<String, Arc<[usize]>>,
+    flag_any: Arc<[usize]>,
     by_measurement: HashMap<String, Vec<usize>>,
     no_data: Vec<usize>,
-    instances: HashMap<(usize, String), Instance>,
+    /// hashbrown so the hot path can look up `(rule, &str)` without allocating a key.
+    instances: hashbrown::HashMap<(usize, String), Instance>,
     seen: HashMap<String, Seen>,
     started: DateTime<Utc>,
     silences: Vec<Silence>,
@@ -456,11 +467,11 @@ impl Engine {
         Engine {
             rules,
             registry,
-            by_param,
-            flag_any,
+            by_param: by_param.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            flag_any: flag_any.into(),
             by_measurement,
             no_data,
-            instances: HashMap::new(),
+            instances: hashbrown::HashMap::new(),
             seen: HashMap::new(),
             started: now,
             silences: Vec::new(),
@@ -509,8 +520,7 @@ impl Engine {
             if rule.param.as_deref().is_some_and(|p| p != s.param) || !rule.in_scope(&s.station) {
                 continue;
             }
-            let key = (ri, s.station.clone());
-            if let Some(inst) = self.instances.get_mut(&key) {
+            if let Some(inst) = self.instances.get_mut(&KeyRef(ri, &s.station)) {
                 if inst.phase != Phase::Inactive {
                     let change = inst.observe(now, Verdict::Clear, 0.0, 0.0, &rule);
                     if let Some(c) = change {
@@ -525,16 +535,13 @@ impl Engine {
         if matches!(s.flag, Flag::M | Flag::C) {
             return;
         }
-        let Some(list) = self.by_param.get(&s.param) else {
-            if self.flag_any.is_empty() {
-                return;
-            }
+        if let Some(list) = self.by_param.get(&s.param).cloned() {
+            self.eval_list(&list, s, now);
+        }
+        if !self.flag_any.is_empty() {
             let list = self.flag_any.clone();
-            return self.eval_list(&list, s, now);
-        };
-        let mut list = list.clone();
-        list.extend_from_slice(&self.flag_any);
-        self.eval_list(&list, s, now);
+            self.eval_list(&list, s, now);
+        }
     }
 
     fn eval_list(&mut self, list: &[usize], s: &Sample, now: DateTime<Utc>) {
@@ -565,15 +572,23 @@ impl Engine {
                 }
                 _ => continue,
             };
-            let key = (ri, s.station.clone());
-            if verdict != Verdict::Breach && !self.instances.contains_key(&key) {
+            if verdict != Verdict::Breach && !self.instances.contains_key(&KeyRef(ri, &s.station)) {
                 continue;
             }
-            let inst = self.instances.entry(key).or_insert_with(|| Instance {
-                rule: rule.id.clone(),
-                subject: s.station.clone(),
-                ..Default::default()
-            });
+            if !self.instances.contains_key(&KeyRef(ri, &s.station)) {
+                self.instances.insert(
+                    (ri, s.station.clone()),
+                    Instance {
+                        rule: rule.id.clone(),
+                        subject: s.station.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+            let inst = self
+                .instances
+                .get_mut(&KeyRef(ri, &s.station))
+                .expect("inserted above");
             if inst.last_time.is_some_and(|t| s.time <= t) {
                 // Late or repeated reading: the state machine runs forward in data time.
                 self.counts.late_ignored += 1;

@@ -55,6 +55,8 @@ pub struct EnvmonOpts {
     pub batch_age_ms: u64,
     /// Run the indicator engines (`[indicators] enabled`).
     pub indicators: bool,
+    /// Extra keys of the `[http]` table (e.g. `token = "…"`).
+    pub http_extra: String,
 }
 
 impl EnvmonOpts {
@@ -70,6 +72,7 @@ impl EnvmonOpts {
             extra: String::new(),
             batch_age_ms: 200,
             indicators: true,
+            http_extra: String::new(),
         }
     }
 }
@@ -132,6 +135,7 @@ file = "{stations}"
 dir = "{dl}"
 [http]
 listen = "127.0.0.1:{http_port}"
+{http_extra}
 [log]
 level = "info,envmon=debug"
 [indicators]
@@ -149,6 +153,7 @@ state_dir = "{state}"
             dl = dir.path().join("deadletter").display(),
             state = dir.path().join("state").display(),
             extra = o.extra,
+            http_extra = o.http_extra,
             indicators = o.indicators,
         );
         let config_path = dir.path().join("envmon.toml");
