@@ -785,3 +785,35 @@ fn the_shipped_sample_rules_load() {
     assert_eq!(n, expect);
     assert!(n > 0);
 }
+
+#[test]
+fn flag_rule_without_param_judges_each_message_as_a_whole() {
+    let reg = registry();
+    let text = r#"
+[defaults]
+group_wait = "0s"
+[[rule]]
+id = "fault-any"
+kind = "flag"
+level = "warning"
+consecutive = 2
+"#;
+    let mut e = Engine::new(rules(text, &reg), reg.clone(), t0());
+    let mut ns = Vec::new();
+    // Each hour one message of three parameters; only pm10 is flagged D in hours 1 and 2, and
+    // it is not the first parameter of the message. Hour 3 all N resolves.
+    for h in 0..4i64 {
+        let t = t0() + Duration::hours(h);
+        let f = if h == 1 || h == 2 { Flag::D } else { Flag::N };
+        let batch = vec![
+            sample(&reg, "WJ-A01", t, Interval::Hour, "pm25", 30.0, Flag::N),
+            sample(&reg, "WJ-A01", t, Interval::Hour, "pm10", 50.0, f),
+            sample(&reg, "WJ-A01", t, Interval::Hour, "no2", 20.0, Flag::N),
+        ];
+        e.on_samples(&batch, t);
+        for n in e.tick(t) {
+            ns.push((h, n.status));
+        }
+    }
+    assert_eq!(ns, vec![(2, Status::Firing), (3, Status::Resolved)]);
+}

@@ -496,6 +496,72 @@ impl Engine {
         for s in samples {
             self.on_sample(s, now);
         }
+        if !self.flag_any.is_empty() {
+            self.eval_flag_any(samples, now);
+        }
+    }
+
+    /// Flag rules without a parameter judge a station's readings of one time together: a
+    /// breach when any of them carries one of the rule's flags, clear when all are N.
+    fn eval_flag_any(&mut self, samples: &[Sample], now: DateTime<Utc>) {
+        let mut groups: BTreeMap<(&str, DateTime<Utc>, Interval), (bool, bool)> = BTreeMap::new();
+        let list = self.flag_any.clone();
+        for &ri in list.iter() {
+            groups.clear();
+            let rule = self.rules.rules[ri].clone();
+            for s in samples {
+                if s.interval != rule.interval
+                    || matches!(s.flag, Flag::M | Flag::C)
+                    || !rule.in_scope(&s.station)
+                {
+                    continue;
+                }
+                let g = groups.entry((&s.station, s.time, s.interval)).or_default();
+                g.0 |= rule.flags.contains(&s.flag);
+                g.1 |= s.flag == Flag::N;
+            }
+            for ((station, t, _), (breach, normal)) in &groups {
+                let verdict = if *breach {
+                    Verdict::Breach
+                } else if *normal {
+                    Verdict::Clear
+                } else {
+                    Verdict::Hold
+                };
+                if verdict != Verdict::Breach && !self.instances.contains_key(&KeyRef(ri, station))
+                {
+                    continue;
+                }
+                if !self.instances.contains_key(&KeyRef(ri, station)) {
+                    self.instances.insert(
+                        (ri, station.to_string()),
+                        Instance {
+                            rule: rule.id.clone(),
+                            subject: station.to_string(),
+                            ..Default::default()
+                        },
+                    );
+                }
+                let inst = self
+                    .instances
+                    .get_mut(&KeyRef(ri, station))
+                    .expect("inserted above");
+                if inst.last_time.is_some_and(|lt| *t <= lt) {
+                    self.counts.late_ignored += 1;
+                    continue;
+                }
+                inst.threshold = Some(rule.consecutive as f64);
+                if let Some(c) = inst.observe(
+                    *t,
+                    verdict,
+                    rule.consecutive as f64,
+                    rule.consecutive as f64,
+                    &rule,
+                ) {
+                    self.transition(ri, station, c, now);
+                }
+            }
+        }
     }
 
     fn on_sample(&mut self, s: &Sample, now: DateTime<Utc>) {
@@ -536,10 +602,6 @@ impl Engine {
             return;
         }
         if let Some(list) = self.by_param.get(&s.param).cloned() {
-            self.eval_list(&list, s, now);
-        }
-        if !self.flag_any.is_empty() {
-            let list = self.flag_any.clone();
             self.eval_list(&list, s, now);
         }
     }

@@ -101,7 +101,7 @@ impl AlertMetrics {
                 a.transitions.clone(),
             );
             r.register(
-                "envmon_alert_notifications",
+                "envmon_alert_notifications_grouped",
                 "Grouped notifications handed to the notifiers",
                 a.notifications.clone(),
             );
