@@ -402,7 +402,10 @@ fn substitute(q: &str, c: &QueryCtx) -> String {
     for (k, v) in vars {
         q = q.replace(&format!("${k}"), v);
     }
-    assert!(!q.contains('$'), "unsubstituted macro or variable left in {q}");
+    let left = q
+        .match_indices('$')
+        .any(|(i, _)| q[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
+    assert!(!left, "unsubstituted macro or variable left in {q}");
     q
 }
 
@@ -440,9 +443,21 @@ fn run_query(influx: &Influx1, q: &str) -> Vec<Series> {
 }
 
 /// Does the result have what a panel of type `ty` draws? Returns why not.
-fn shape_problem(ty: &str, result: &[Series], panel: &Value) -> Option<String> {
+fn shape_problem(ty: &str, query: &str, result: &[Series], panel: &Value) -> Option<String> {
     if result.is_empty() || result.iter().all(|s| s.values.is_empty()) {
         return Some("no rows".into());
+    }
+    // Every column the query names (`AS "…"`) has a value somewhere: a misspelt field gives a
+    // column of nulls.
+    for alias in query.split(" AS \"").skip(1).filter_map(|r| r.split('"').next()) {
+        let filled = result.iter().any(|s| {
+            s.columns.iter().position(|c| c == alias).is_some_and(|i| {
+                s.values.iter().any(|row| row.get(i).is_some_and(|v| !v.is_null()))
+            })
+        });
+        if !filled {
+            return Some(format!("column {alias:?} has no value"));
+        }
     }
     let non_time = |s: &Series, pred: &dyn Fn(&Value) -> bool| {
         s.values.iter().any(|row| {
@@ -606,7 +621,7 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                             let q = substitute(t["query"].as_str().unwrap(), &ctx);
                             let res = run_query(&influx, &q);
                             ran += 1;
-                            let problem = shape_problem(ty, &res, p).or_else(|| {
+                            let problem = shape_problem(ty, &q, &res, p).or_else(|| {
                                 (ty == "geomap").then(|| geomap_problem(p, &res, &gazetteer)).flatten()
                             });
                             match problem {

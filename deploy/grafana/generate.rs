@@ -507,7 +507,8 @@ fn station_detail() -> Value {
     co["fieldConfig"]["defaults"]["decimals"] = json!(2);
     l.add(12, 8, co);
     // One query per indicator: a sub-index without a value is stored as -1 (docs/schema.md §5)
-    // and must not enter the mean.
+    // and must not enter the mean. The hourly AQI's indicators (HJ 633-2026 §4.2.3,
+    // docs/indicators.md §3): the 8-hour O3 is not one of them under the 2026 edition.
     let iaqi: Vec<Value> = [
         ("A", "pm25", "PM2.5"),
         ("B", "pm10", "PM10"),
@@ -515,7 +516,6 @@ fn station_detail() -> Value {
         ("D", "no2", "NO2"),
         ("E", "co", "CO"),
         ("F", "o3_1h", "O3 1h"),
-        ("G", "o3_8h", "O3 8h"),
     ]
     .iter()
     .map(|(r, f, a)| {
@@ -581,13 +581,15 @@ fn station_detail() -> Value {
     dashboard(
         "envmon-station",
         "站点详情 / Station detail",
-        "单站全部参数、数据标记和分指数。Every parameter, flag and IAQI of one station.",
+        "单站（国控、省控）全部参数、数据标记和分指数；微站不计算 AQI（envmon 空气引擎只对国控、省控站计算），其读数见总览的站点表。\
+         Every parameter, flag and IAQI of one national or provincial station; envmon's air engine computes no \
+         AQI for micro-stations, their readings are in the overview's station table.",
         "now-48h",
         l,
         vec![query_var(
             "station",
             "站点 / Station",
-            "SHOW TAG VALUES FROM \"air\" WITH KEY = \"station\"",
+            "SHOW TAG VALUES FROM \"air\" WITH KEY = \"station\" WHERE \"kind\" =~ /^air_(national|provincial)$/",
         )],
         vec![alerts_annotation("station")],
     )
