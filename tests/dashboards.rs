@@ -35,8 +35,8 @@ fn registry() -> envmon::registry::Registry {
 
 fn expected_files() -> Vec<(PathBuf, String)> {
     let reg = registry();
-    let targets = envmon::indicators::targets::Targets::load(&repo("config/targets.toml"))
-        .expect("targets");
+    let targets =
+        envmon::indicators::targets::Targets::load(&repo("config/targets.toml")).expect("targets");
     let lines = generate::water_target_lines(&targets, &reg);
     let mut out: Vec<(PathBuf, String)> = generate::dashboards(&lines)
         .into_iter()
@@ -93,14 +93,29 @@ fn generated_files_are_up_to_date() {
     );
     // Six dashboards, unique uids, bilingual titles (Chinese first, English after " / ").
     let dashes = committed();
-    assert_eq!(dashes.len(), 6, "{:?}", dashes.iter().map(|d| &d.0).collect::<Vec<_>>());
-    let uids: BTreeSet<&str> = dashes.iter().map(|d| d.1["uid"].as_str().unwrap()).collect();
+    assert_eq!(
+        dashes.len(),
+        6,
+        "{:?}",
+        dashes.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    let uids: BTreeSet<&str> = dashes
+        .iter()
+        .map(|d| d.1["uid"].as_str().unwrap())
+        .collect();
     assert_eq!(uids.len(), 6);
     for (file, d) in &dashes {
         let mut titles = vec![d["title"].as_str().unwrap_or_default().to_string()];
-        titles.extend(panels(d).iter().map(|p| p["title"].as_str().unwrap_or_default().to_string()));
+        titles.extend(
+            panels(d)
+                .iter()
+                .map(|p| p["title"].as_str().unwrap_or_default().to_string()),
+        );
         for t in titles {
-            assert!(bilingual(&t), "{file}: title {t:?} is not \"中文 / English\"");
+            assert!(
+                bilingual(&t),
+                "{file}: title {t:?} is not \"中文 / English\""
+            );
         }
     }
 }
@@ -115,7 +130,10 @@ fn bilingual(t: &str) -> bool {
 }
 
 fn panels(d: &Value) -> Vec<&Value> {
-    d["panels"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+    d["panels"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,7 +147,10 @@ fn panel_module(ty: &str) -> Option<(&'static str, bool)> {
         "stat" => ("stat/panelcfg/x/StatPanelCfg_types.gen", false),
         "table" => ("table/panelcfg/x/TablePanelCfg_types.gen", true),
         "geomap" => ("geomap/panelcfg/x/GeomapPanelCfg_types.gen", false),
-        "state-timeline" => ("statetimeline/panelcfg/x/StateTimelinePanelCfg_types.gen", true),
+        "state-timeline" => (
+            "statetimeline/panelcfg/x/StateTimelinePanelCfg_types.gen",
+            true,
+        ),
         "bargauge" => ("bargauge/panelcfg/x/BarGaugePanelCfg_types.gen", false),
         _ => return None,
     })
@@ -149,8 +170,8 @@ fn typescript_for(name: &str, d: &Value) -> String {
     let mut imported = BTreeSet::new();
     for p in panels(d) {
         let ty = p["type"].as_str().unwrap_or_default();
-        let (module, _) =
-            panel_module(ty).unwrap_or_else(|| panic!("{name}: no schema module for panel type {ty}"));
+        let (module, _) = panel_module(ty)
+            .unwrap_or_else(|| panic!("{name}: no schema module for panel type {ty}"));
         if imported.insert(ty.to_string()) {
             ts.push_str(&format!(
                 "import type * as {} from '@grafana/schema/dist/esm/raw/composable/{module}';\n",
@@ -183,7 +204,11 @@ fn typescript_for(name: &str, d: &Value) -> String {
         for p in ps.iter_mut() {
             let ty = p["type"].as_str().unwrap_or_default().to_string();
             let id = p["id"].as_u64().unwrap_or_default();
-            let options = p.as_object_mut().unwrap().remove("options").unwrap_or_default();
+            let options = p
+                .as_object_mut()
+                .unwrap()
+                .remove("options")
+                .unwrap_or_default();
             let custom = p["fieldConfig"]["defaults"]
                 .as_object_mut()
                 .and_then(|o| o.remove("custom"));
@@ -209,7 +234,10 @@ fn typescript_for(name: &str, d: &Value) -> String {
         ));
         if let Some(c) = custom {
             let (_, has_custom) = panel_module(&ty).unwrap();
-            assert!(has_custom, "{name}: panel {id} ({ty}) has a custom field config");
+            assert!(
+                has_custom,
+                "{name}: panel {id} ({ty}) has a custom field config"
+            );
             ts.push_str(&format!(
                 "export const custom_{id} = {} satisfies J<{m}.FieldConfig>;\n",
                 serde_json::to_string(&c).unwrap()
@@ -223,7 +251,9 @@ fn typescript_for(name: &str, d: &Value) -> String {
         ));
     }
     // The annotation entries themselves (without their target) against AnnotationQuery.
-    ts.push_str("export const annotations_ok: J<AnnotationQuery>[] = dashboard.annotations.list;\n");
+    ts.push_str(
+        "export const annotations_ok: J<AnnotationQuery>[] = dashboard.annotations.list;\n",
+    );
     ts
 }
 
@@ -272,9 +302,15 @@ fn dashboards_validate_against_grafana_schema() {
     let broken = run(&dir.join("tsconfig.json"));
     let text = String::from_utf8_lossy(&broken.stdout);
     assert!(!broken.status.success(), "the broken dashboard passed");
-    assert!(text.contains("broken.ts") && text.contains("wdth"), "{text}");
+    assert!(
+        text.contains("broken.ts") && text.contains("wdth"),
+        "{text}"
+    );
     // reduceOptions is an object (ReduceDataOptions), not a string.
-    assert!(text.contains("is not assignable to type '{ calcs: string[];"), "{text}");
+    assert!(
+        text.contains("is not assignable to type '{ calcs: string[];"),
+        "{text}"
+    );
     std::fs::remove_file(out.join("broken.ts")).unwrap();
 }
 
@@ -316,10 +352,42 @@ fn alert_lines(now: DateTime<Utc>) -> String {
     let t = |min: i64| now.timestamp() - min * 60;
     let mut s = String::new();
     for (rule, kind, station, district, param, status, at) in [
-        ("pm25_high", "air_national", "GS-A01", "Gusu", "pm25", "firing", t(90)),
-        ("pm25_high", "air_national", "GS-A01", "Gusu", "pm25", "resolved", t(30)),
-        ("nh3n_high", "water_auto", "W-TP01", "Wujiang", "nh3n", "firing", t(200)),
-        ("station_silent", "air_micro", "MS-GS-001", "Gusu", "", "firing", t(20)),
+        (
+            "pm25_high",
+            "air_national",
+            "GS-A01",
+            "Gusu",
+            "pm25",
+            "firing",
+            t(90),
+        ),
+        (
+            "pm25_high",
+            "air_national",
+            "GS-A01",
+            "Gusu",
+            "pm25",
+            "resolved",
+            t(30),
+        ),
+        (
+            "nh3n_high",
+            "water_auto",
+            "W-TP01",
+            "Wujiang",
+            "nh3n",
+            "firing",
+            t(200),
+        ),
+        (
+            "station_silent",
+            "air_micro",
+            "MS-GS-001",
+            "Gusu",
+            "",
+            "firing",
+            t(20),
+        ),
     ] {
         let param_tag = if param.is_empty() {
             String::new()
@@ -419,7 +487,11 @@ struct Series {
 fn run_query(influx: &Influx1, q: &str) -> Vec<Series> {
     let v = influx.query_epoch("envmon", q, "ms");
     let r = &v["results"][0];
-    assert!(r.get("error").is_none(), "InfluxDB error {} for {q}", r["error"]);
+    assert!(
+        r.get("error").is_none(),
+        "InfluxDB error {} for {q}",
+        r["error"]
+    );
     r["series"]
         .as_array()
         .into_iter()
@@ -431,7 +503,12 @@ fn run_query(influx: &Influx1, q: &str) -> Vec<Series> {
                 .flatten()
                 .map(|c| c.as_str().unwrap_or_default().to_string())
                 .collect(),
-            tags: s["tags"].as_object().cloned().unwrap_or_default().into_iter().collect(),
+            tags: s["tags"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             values: s["values"]
                 .as_array()
                 .into_iter()
@@ -449,10 +526,16 @@ fn shape_problem(ty: &str, query: &str, result: &[Series], panel: &Value) -> Opt
     }
     // Every column the query names (`AS "…"`) has a value somewhere: a misspelt field gives a
     // column of nulls.
-    for alias in query.split(" AS \"").skip(1).filter_map(|r| r.split('"').next()) {
+    for alias in query
+        .split(" AS \"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+    {
         let filled = result.iter().any(|s| {
             s.columns.iter().position(|c| c == alias).is_some_and(|i| {
-                s.values.iter().any(|row| row.get(i).is_some_and(|v| !v.is_null()))
+                s.values
+                    .iter()
+                    .any(|row| row.get(i).is_some_and(|v| !v.is_null()))
             })
         });
         if !filled {
@@ -489,7 +572,11 @@ fn shape_problem(ty: &str, query: &str, result: &[Series], panel: &Value) -> Opt
         .iter()
         .flat_map(|s| s.columns.iter().cloned().chain(s.tags.keys().cloned()))
         .collect();
-    for o in panel["fieldConfig"]["overrides"].as_array().into_iter().flatten() {
+    for o in panel["fieldConfig"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if o["matcher"]["id"] == "byName" && ty == "table" {
             let n = o["matcher"]["options"].as_str().unwrap_or_default();
             if !names.contains(n) {
@@ -529,7 +616,10 @@ fn wait_settled(envmon: &Envmon) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("indicator points did not settle in 120 s:\n{}", envmon.log());
+    panic!(
+        "indicator points did not settle in 120 s:\n{}",
+        envmon.log()
+    );
 }
 
 #[test]
@@ -560,10 +650,17 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
             && envmon.metric("envmon_acks_pending") == 0.0;
         done.then_some(())
     });
-    assert!(stored.is_some(), "envmon did not take every message:\n{}", envmon.log());
+    assert!(
+        stored.is_some(),
+        "envmon did not take every message:\n{}",
+        envmon.log()
+    );
     wait_settled(&envmon);
     influx.write("envmon", &alert_lines(now));
-    eprintln!("{n} messages stored and indicators settled in {:?}", t0.elapsed());
+    eprintln!(
+        "{n} messages stored and indicators settled in {:?}",
+        t0.elapsed()
+    );
 
     let gazetteer: BTreeSet<String> = generate::gazetteer(&registry())
         .as_array()
@@ -584,10 +681,19 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
             assert_eq!(v["type"], "query", "{file}: only query variables are used");
             let q = substitute(
                 v["query"].as_str().unwrap(),
-                &QueryCtx { from: d_from, to: d_to, min_interval: None, vars: &BTreeMap::new() },
+                &QueryCtx {
+                    from: d_from,
+                    to: d_to,
+                    min_interval: None,
+                    vars: &BTreeMap::new(),
+                },
             );
             let values = variable_values(&influx, &q);
-            assert!(!values.is_empty(), "{file}: variable {} has no values", v["name"]);
+            assert!(
+                !values.is_empty(),
+                "{file}: variable {} has no values",
+                v["name"]
+            );
             let name = v["name"].as_str().unwrap().to_string();
             var_sets = var_sets
                 .into_iter()
@@ -611,7 +717,12 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                     Some(tf) => (to - span(tf).expect("timeFrom"), to),
                     None => (d_from, d_to),
                 };
-                let ctx = QueryCtx { from, to: to_p, min_interval: p["interval"].as_str(), vars };
+                let ctx = QueryCtx {
+                    from,
+                    to: to_p,
+                    min_interval: p["interval"].as_str(),
+                    vars,
+                };
                 let mut panel_has_data = false;
                 let mut target_problems = Vec::new();
                 for t in p["targets"].as_array().unwrap() {
@@ -622,7 +733,9 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                             let res = run_query(&influx, &q);
                             ran += 1;
                             let problem = shape_problem(ty, &q, &res, p).or_else(|| {
-                                (ty == "geomap").then(|| geomap_problem(p, &res, &gazetteer)).flatten()
+                                (ty == "geomap")
+                                    .then(|| geomap_problem(p, &res, &gazetteer))
+                                    .flatten()
                             });
                             match problem {
                                 None => panel_has_data = true,
@@ -633,7 +746,9 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                             let expr = t["expr"].as_str().unwrap();
                             for m in metric_names(expr) {
                                 if !metric_exists(&metrics, &m) {
-                                    problems.push(format!("{file} {title}: metric {m} not in /metrics"));
+                                    problems.push(format!(
+                                        "{file} {title}: metric {m} not in /metrics"
+                                    ));
                                 }
                             }
                             panel_has_data = true;
@@ -654,12 +769,19 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                 }
                 let q = substitute(
                     a["target"]["query"].as_str().unwrap(),
-                    &QueryCtx { from: d_from, to: d_to, min_interval: None, vars },
+                    &QueryCtx {
+                        from: d_from,
+                        to: d_to,
+                        min_interval: None,
+                        vars,
+                    },
                 );
                 let res = run_query(&influx, &q);
                 ran += 1;
-                let cols: BTreeSet<&str> =
-                    res.iter().flat_map(|s| s.columns.iter().map(String::as_str)).collect();
+                let cols: BTreeSet<&str> = res
+                    .iter()
+                    .flat_map(|s| s.columns.iter().map(String::as_str))
+                    .collect();
                 let wanted = [
                     a["target"]["textColumn"].as_str().unwrap(),
                     a["target"]["titleColumn"].as_str().unwrap(),
@@ -667,16 +789,26 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                 let station_filtered = q.contains("\"station\" =~");
                 if res.iter().all(|s| s.values.is_empty()) {
                     // The station dashboard's alerts are for that station only.
-                    if !station_filtered || ["GS-A01", "W-TP01", "MS-GS-001"].contains(&vars.get("station").map(String::as_str).unwrap_or("")) {
+                    if !station_filtered
+                        || ["GS-A01", "W-TP01", "MS-GS-001"]
+                            .contains(&vars.get("station").map(String::as_str).unwrap_or(""))
+                    {
                         problems.push(format!("{file} [{vars:?}] annotation: no alerts: {q}"));
                     }
                 } else if !wanted.iter().all(|c| cols.contains(c)) {
-                    problems.push(format!("{file} annotation: columns {cols:?} lack {wanted:?}"));
+                    problems.push(format!(
+                        "{file} annotation: columns {cols:?} lack {wanted:?}"
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     assert!(ran > 50, "only {ran} queries ran");
     eprintln!("{ran} InfluxQL queries ran, every panel has data");
 }
@@ -726,19 +858,21 @@ fn metric_exists(metrics: &str, name: &str) -> bool {
             .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
     });
     sample
-        || ["_total", "_bucket", "_sum", "_count"].iter().any(|suffix| {
-            name.strip_suffix(suffix).is_some_and(|family| {
-                metrics
-                    .lines()
-                    .any(|l| l.starts_with(&format!("# TYPE {family} ")))
+        || ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .any(|suffix| {
+                name.strip_suffix(suffix).is_some_and(|family| {
+                    metrics
+                        .lines()
+                        .any(|l| l.starts_with(&format!("# TYPE {family} ")))
+                })
             })
-        })
 }
 
 #[test]
 fn panel_datasources_are_the_provisioned_ones() {
-    let text =
-        std::fs::read_to_string(repo("deploy/grafana/provisioning/datasources/envmon.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo("deploy/grafana/provisioning/datasources/envmon.yaml"))
+        .unwrap();
     let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("datasources yaml");
     let mut uids = BTreeMap::new();
     for ds in docs[0]["datasources"].as_vec().expect("datasources list") {
@@ -747,8 +881,14 @@ fn panel_datasources_are_the_provisioned_ones() {
             ds["type"].as_str().unwrap().to_string(),
         );
     }
-    assert_eq!(uids.get(generate::INFLUX_UID).map(String::as_str), Some("influxdb"));
-    assert_eq!(uids.get(generate::PROM_UID).map(String::as_str), Some("prometheus"));
+    assert_eq!(
+        uids.get(generate::INFLUX_UID).map(String::as_str),
+        Some("influxdb")
+    );
+    assert_eq!(
+        uids.get(generate::PROM_UID).map(String::as_str),
+        Some("prometheus")
+    );
     // InfluxQL mode (works against 1.x and the v1 API of 2.x/3.x).
     let influx = docs[0]["datasources"]
         .as_vec()
@@ -761,7 +901,13 @@ fn panel_datasources_are_the_provisioned_ones() {
         let mut refs = Vec::new();
         for p in panels(&d) {
             refs.push(p["datasource"].clone());
-            refs.extend(p["targets"].as_array().unwrap().iter().map(|t| t["datasource"].clone()));
+            refs.extend(
+                p["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["datasource"].clone()),
+            );
         }
         for v in d["templating"]["list"].as_array().into_iter().flatten() {
             refs.push(v["datasource"].clone());

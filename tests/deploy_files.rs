@@ -147,14 +147,20 @@ fn k8s_objects() -> BTreeMap<(String, String), Yaml> {
         if name == "kustomization.yaml" {
             continue;
         }
-        assert!(listed.contains(&name), "{name} is not in kustomization.yaml");
+        assert!(
+            listed.contains(&name),
+            "{name} is not in kustomization.yaml"
+        );
         for d in load_yaml(&f) {
             if d.is_null() {
                 continue;
             }
             let kind = s(&d["kind"]);
             let n = s(&d["metadata"]["name"]);
-            assert!(!d["apiVersion"].is_badvalue(), "{name}: {kind} without apiVersion");
+            assert!(
+                !d["apiVersion"].is_badvalue(),
+                "{name}: {kind} without apiVersion"
+            );
             out.insert((kind, n), d);
         }
     }
@@ -175,11 +181,24 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
     get("PersistentVolumeClaim", "envmon-state");
 
     let spec = &dep["spec"]["template"]["spec"];
-    assert_eq!(dep["spec"]["replicas"].as_i64(), Some(1), "one MQTT session, one replica");
-    assert_eq!(spec["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(
+        dep["spec"]["replicas"].as_i64(),
+        Some(1),
+        "one MQTT session, one replica"
+    );
+    assert_eq!(
+        spec["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
     let c = &spec["containers"][0];
-    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true));
-    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        c["securityContext"]["allowPrivilegeEscalation"].as_bool(),
+        Some(false)
+    );
 
     // The config file the container runs with comes from the ConfigMap mount.
     let args: Vec<String> = c["args"].as_vec().unwrap().iter().map(s).collect();
@@ -195,7 +214,10 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
         })
         .expect("the ConfigMap is mounted");
     let mount_dir = PathBuf::from(s(&config_mount["mountPath"]));
-    assert!(config_in_pod.starts_with(&mount_dir), "{config_in_pod:?} not under {mount_dir:?}");
+    assert!(
+        config_in_pod.starts_with(&mount_dir),
+        "{config_in_pod:?} not under {mount_dir:?}"
+    );
     // Writable state is a volume (the root file system is read-only).
     let config_text = cm["data"]["envmon.toml"].as_str().unwrap();
     let cfg: toml::Value = toml::from_str(config_text).unwrap();
@@ -204,8 +226,10 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
         cfg["indicators"]["state_dir"].as_str().unwrap(),
     ] {
         assert!(
-            mounts.iter().any(|m| Path::new(dir).starts_with(s(&m["mountPath"]))
-                && m["readOnly"].as_bool() != Some(true)),
+            mounts
+                .iter()
+                .any(|m| Path::new(dir).starts_with(s(&m["mountPath"]))
+                    && m["readOnly"].as_bool() != Some(true)),
             "{dir} is not on a writable volume"
         );
     }
@@ -216,7 +240,9 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
         std::fs::write(dir.path().join(s(k)), v.as_str().unwrap()).unwrap();
     }
     let local = |p: &str| -> String {
-        let rel = Path::new(p).strip_prefix(&mount_dir).expect("under the ConfigMap mount");
+        let rel = Path::new(p)
+            .strip_prefix(&mount_dir)
+            .expect("under the ConfigMap mount");
         dir.path().join(rel).display().to_string()
     };
     let mut env = BTreeMap::new();
@@ -230,23 +256,44 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
         }
     }
     assert!(env.keys().all(|k| k.starts_with("ENVMON__")), "{env:?}");
-    env.insert("ENVMON__STATIONS__FILE".into(), local(cfg["stations"]["file"].as_str().unwrap()));
-    env.insert("ENVMON__TARGETS__FILE".into(), local(cfg["targets"]["file"].as_str().unwrap()));
+    env.insert(
+        "ENVMON__STATIONS__FILE".into(),
+        local(cfg["stations"]["file"].as_str().unwrap()),
+    );
+    env.insert(
+        "ENVMON__TARGETS__FILE".into(),
+        local(cfg["targets"]["file"].as_str().unwrap()),
+    );
     let config_local = PathBuf::from(local(config_in_pod.to_str().unwrap()));
     let (ok, out) = check_config(&config_local, &env);
-    assert!(ok, "envmon check-config refuses the Kubernetes settings:\n{out}");
-    assert!(out.contains("mqtt: mosquitto:1883 client_id=envmon-k8s-1"), "{out}");
-    assert!(out.contains("influxdb v1 http://influxdb:8086 database=envmon auth=basic"), "{out}");
+    assert!(
+        ok,
+        "envmon check-config refuses the Kubernetes settings:\n{out}"
+    );
+    assert!(
+        out.contains("mqtt: mosquitto:1883 client_id=envmon-k8s-1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("influxdb v1 http://influxdb:8086 database=envmon auth=basic"),
+        "{out}"
+    );
     assert!(!out.contains("test-value"), "a secret was printed:\n{out}");
     // The check is real: one misspelt key is refused.
     let mut bad = env.clone();
     bad.insert("ENVMON__MQTT__HOTS".into(), "x".into());
-    assert!(!check_config(&config_local, &bad).0, "a misspelt ENVMON__ key was accepted");
+    assert!(
+        !check_config(&config_local, &bad).0,
+        "a misspelt ENVMON__ key was accepted"
+    );
 
     // Probes and Service point at the port envmon listens on.
     let port = listen_port(config_text);
     let ports = c["ports"].as_vec().unwrap();
-    let http = ports.iter().find(|p| p["name"].as_str() == Some("http")).expect("port http");
+    let http = ports
+        .iter()
+        .find(|p| p["name"].as_str() == Some("http"))
+        .expect("port http");
     assert_eq!(http["containerPort"].as_i64(), Some(i64::from(port)));
     assert_eq!(s(&c["livenessProbe"]["httpGet"]["path"]), "/healthz");
     assert_eq!(s(&c["readinessProbe"]["httpGet"]["path"]), "/readyz");
@@ -266,15 +313,29 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
     influx.create_db("envmon");
     let http_port = common::free_port();
     let mut run_env = env.clone();
-    for k in ["ENVMON__MQTT__USERNAME", "ENVMON__MQTT__PASSWORD", "ENVMON__INFLUXDB__USERNAME", "ENVMON__INFLUXDB__PASSWORD"] {
+    for k in [
+        "ENVMON__MQTT__USERNAME",
+        "ENVMON__MQTT__PASSWORD",
+        "ENVMON__INFLUXDB__USERNAME",
+        "ENVMON__INFLUXDB__PASSWORD",
+    ] {
         run_env.remove(k);
     }
     run_env.insert("ENVMON__MQTT__HOST".into(), "127.0.0.1".into());
     run_env.insert("ENVMON__MQTT__PORT".into(), broker.port().to_string());
     run_env.insert("ENVMON__INFLUXDB__URL".into(), influx.url());
-    run_env.insert("ENVMON__HTTP__LISTEN".into(), format!("127.0.0.1:{http_port}"));
-    run_env.insert("ENVMON__DEADLETTER__DIR".into(), dir.path().join("dl").display().to_string());
-    run_env.insert("ENVMON__INDICATORS__STATE_DIR".into(), dir.path().join("state").display().to_string());
+    run_env.insert(
+        "ENVMON__HTTP__LISTEN".into(),
+        format!("127.0.0.1:{http_port}"),
+    );
+    run_env.insert(
+        "ENVMON__DEADLETTER__DIR".into(),
+        dir.path().join("dl").display().to_string(),
+    );
+    run_env.insert(
+        "ENVMON__INDICATORS__STATE_DIR".into(),
+        dir.path().join("state").display().to_string(),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_envmon"))
         .args(["run", "--config"])
         .arg(&config_local)
@@ -294,7 +355,10 @@ fn k8s_manifests_are_consistent_and_envmon_runs_with_them() {
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("envmon.log")).unwrap_or_default();
-    assert!(ready.is_some(), "/readyz never 200 with the k8s config:\n{log}");
+    assert!(
+        ready.is_some(),
+        "/readyz never 200 with the k8s config:\n{log}"
+    );
     assert_eq!(healthz, Some(200), "{log}");
 }
 
@@ -328,7 +392,10 @@ fn volumes(svc: &Yaml) -> Vec<(String, String)> {
                 .map(|m| {
                     let m = s(m);
                     let mut parts = m.split(':');
-                    (parts.next().unwrap().to_string(), parts.next().unwrap().to_string())
+                    (
+                        parts.next().unwrap().to_string(),
+                        parts.next().unwrap().to_string(),
+                    )
                 })
                 .collect()
         })
@@ -338,7 +405,11 @@ fn volumes(svc: &Yaml) -> Vec<(String, String)> {
 fn env_map(svc: &Yaml) -> BTreeMap<String, String> {
     svc["environment"]
         .as_hash()
-        .map(|h| h.iter().map(|(k, v)| (s(k), compose_value(&s(v)))).collect())
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (s(k), compose_value(&s(v))))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -347,14 +418,25 @@ fn compose_file_is_consistent_and_envmon_accepts_its_settings() {
     let deploy = repo("deploy");
     let doc = &load_yaml(&deploy.join("compose.yaml"))[0];
     let services = &doc["services"];
-    for name in ["mosquitto", "influxdb", "envmon", "simulator", "prometheus", "grafana"] {
+    for name in [
+        "mosquitto",
+        "influxdb",
+        "envmon",
+        "simulator",
+        "prometheus",
+        "grafana",
+    ] {
         assert!(!services[name].is_badvalue(), "service {name} missing");
     }
     // Every bind-mounted host path exists (paths are relative to deploy/).
     for (name, svc) in services.as_hash().unwrap() {
         for (host, _) in volumes(svc) {
             if host.starts_with('.') {
-                assert!(deploy.join(&host).exists(), "{}: {host} does not exist", s(name));
+                assert!(
+                    deploy.join(&host).exists(),
+                    "{}: {host} does not exist",
+                    s(name)
+                );
             } else {
                 assert!(
                     !doc["volumes"][host.as_str()].is_badvalue(),
@@ -377,24 +459,55 @@ fn compose_file_is_consistent_and_envmon_accepts_its_settings() {
             .iter()
             .find(|(_, c)| c == in_container)
             .unwrap_or_else(|| panic!("{in_container} is not mounted into envmon"));
-        deploy.join(&m.0).canonicalize().unwrap().display().to_string()
+        deploy
+            .join(&m.0)
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
     };
     let mut env = env_map(envmon);
     assert!(env.keys().all(|k| k.starts_with("ENVMON__")), "{env:?}");
-    env.insert("ENVMON__STATIONS__FILE".into(), host_of(cfg["stations"]["file"].as_str().unwrap()));
-    env.insert("ENVMON__TARGETS__FILE".into(), host_of(cfg["targets"]["file"].as_str().unwrap()));
+    env.insert(
+        "ENVMON__STATIONS__FILE".into(),
+        host_of(cfg["stations"]["file"].as_str().unwrap()),
+    );
+    env.insert(
+        "ENVMON__TARGETS__FILE".into(),
+        host_of(cfg["targets"]["file"].as_str().unwrap()),
+    );
     let (ok, out) = check_config(&config, &env);
-    assert!(ok, "envmon check-config refuses the compose settings:\n{out}");
-    assert!(out.contains("mqtt: mosquitto:1883 client_id=envmon-compose-1 tls=false inflight_window=1000"), "{out}");
-    assert!(out.contains("influxdb v1 http://influxdb:8086 database=envmon"), "{out}");
+    assert!(
+        ok,
+        "envmon check-config refuses the compose settings:\n{out}"
+    );
+    assert!(
+        out.contains(
+            "mqtt: mosquitto:1883 client_id=envmon-compose-1 tls=false inflight_window=1000"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("influxdb v1 http://influxdb:8086 database=envmon"),
+        "{out}"
+    );
     let mut bad = env.clone();
     bad.insert("ENVMON__INFLUXDB__DATABSE".into(), "x".into());
-    assert!(!check_config(&config, &bad).0, "a misspelt ENVMON__ key was accepted");
+    assert!(
+        !check_config(&config, &bad).0,
+        "a misspelt ENVMON__ key was accepted"
+    );
     // State on a volume; broker inflight window = envmon's.
-    assert!(mounts.iter().any(|(h, c)| h == "envmon-state" && c == "/var/lib/envmon"));
+    assert!(mounts
+        .iter()
+        .any(|(h, c)| h == "envmon-state" && c == "/var/lib/envmon"));
     let mosq = std::fs::read_to_string(deploy.join("compose/mosquitto.conf")).unwrap();
     assert!(
-        mosq.lines().any(|l| l.trim() == format!("max_inflight_messages {}", env["ENVMON__MQTT__INFLIGHT_WINDOW"])),
+        mosq.lines().any(|l| l.trim()
+            == format!(
+                "max_inflight_messages {}",
+                env["ENVMON__MQTT__INFLIGHT_WINDOW"]
+            )),
         "mosquitto's max_inflight_messages differs from envmon's mqtt.inflight_window"
     );
 
@@ -413,21 +526,35 @@ fn compose_file_is_consistent_and_envmon_accepts_its_settings() {
     let has = |host: &str, cont: &str| gm.iter().any(|(h, c)| h == host && c == cont);
     assert!(has("./grafana/provisioning", "/etc/grafana/provisioning"));
     let provider = &load_yaml(&deploy.join("grafana/provisioning/dashboards/envmon.yaml"))[0];
-    assert!(has("./grafana/dashboards", &s(&provider["providers"][0]["options"]["path"])));
+    assert!(has(
+        "./grafana/dashboards",
+        &s(&provider["providers"][0]["options"]["path"])
+    ));
     assert!(has(
         "./grafana/gazetteer/envmon-stations.json",
         &format!("/usr/share/grafana/{}", generate::GAZETTEER)
     ));
     let genv = env_map(grafana);
-    let ds = std::fs::read_to_string(deploy.join("grafana/provisioning/datasources/envmon.yaml")).unwrap();
+    let ds = std::fs::read_to_string(deploy.join("grafana/provisioning/datasources/envmon.yaml"))
+        .unwrap();
     for var in ds.split("${").skip(1).filter_map(|r| r.split('}').next()) {
         assert!(genv.contains_key(var), "grafana environment lacks {var}");
     }
-    assert_eq!(genv["ENVMON_INFLUXDB_URL"], cfg["influxdb"]["url"].as_str().unwrap());
+    assert_eq!(
+        genv["ENVMON_INFLUXDB_URL"],
+        cfg["influxdb"]["url"].as_str().unwrap()
+    );
     assert_eq!(genv["ENVMON_PROMETHEUS_URL"], "http://prometheus:9090");
     let home = &genv["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"];
-    let file = Path::new(home).file_name().unwrap().to_string_lossy().into_owned();
-    assert!(deploy.join("grafana/dashboards").join(file).exists(), "{home}");
+    let file = Path::new(home)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        deploy.join("grafana/dashboards").join(file).exists(),
+        "{home}"
+    );
 
     // The simulator's command line is valid: run it against a real broker for 2 s.
     let sim = &services["simulator"];
@@ -477,37 +604,65 @@ fn dockerfile_is_multi_stage_non_root_and_copies_what_exists() {
         .expect("USER in the runtime stage");
     let uid = user.split(':').next().unwrap();
     assert!(uid != "0" && uid != "root", "runs as {user}");
-    assert!(runtime.iter().any(|l| l.starts_with("COPY --from=build") && l.contains("/usr/local/bin/envmon")));
+    assert!(runtime
+        .iter()
+        .any(|l| l.starts_with("COPY --from=build") && l.contains("/usr/local/bin/envmon")));
     // Every COPY from the build context names files that exist; the baked-in config is the one
     // CMD runs with.
     let mut copied = Vec::new();
     for l in &lines {
-        let Some(rest) = l.strip_prefix("COPY ") else { continue };
+        let Some(rest) = l.strip_prefix("COPY ") else {
+            continue;
+        };
         if rest.contains("--from=") {
             continue;
         }
-        let parts: Vec<&str> = rest.split_whitespace().filter(|p| !p.starts_with("--")).collect();
+        let parts: Vec<&str> = rest
+            .split_whitespace()
+            .filter(|p| !p.starts_with("--"))
+            .collect();
         let (dest, srcs) = parts.split_last().unwrap();
         for src in srcs {
             assert!(repo(src).exists(), "COPY {src}: not in the repository");
             copied.push((src.to_string(), dest.to_string()));
         }
     }
-    assert!(copied.iter().any(|(s, d)| s == "deploy/container/envmon.toml" && d == "/etc/envmon/envmon.toml"));
-    assert!(copied.iter().any(|(s, d)| s == "config/stations.toml" && d == "/etc/envmon/"));
-    assert!(runtime.iter().any(|l| l.contains("CMD") && l.contains("/etc/envmon/envmon.toml")));
-    let healthcheck = runtime.iter().find(|l| l.starts_with("HEALTHCHECK")).expect("HEALTHCHECK");
+    assert!(copied
+        .iter()
+        .any(|(s, d)| s == "deploy/container/envmon.toml" && d == "/etc/envmon/envmon.toml"));
+    assert!(copied
+        .iter()
+        .any(|(s, d)| s == "config/stations.toml" && d == "/etc/envmon/"));
+    assert!(runtime
+        .iter()
+        .any(|l| l.contains("CMD") && l.contains("/etc/envmon/envmon.toml")));
+    let healthcheck = runtime
+        .iter()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("HEALTHCHECK");
     let port = listen_port(&std::fs::read_to_string(repo("deploy/container/envmon.toml")).unwrap());
-    assert!(healthcheck.contains(&format!(":{port}/readyz")), "{healthcheck}");
+    assert!(
+        healthcheck.contains(&format!(":{port}/readyz")),
+        "{healthcheck}"
+    );
     // The build context leaves the build output and the repository history out.
     let ignore = std::fs::read_to_string(repo(".dockerignore")).unwrap();
     for p in ["target/", ".git/"] {
-        assert!(ignore.lines().any(|l| l.trim() == p), ".dockerignore lacks {p}");
+        assert!(
+            ignore.lines().any(|l| l.trim() == p),
+            ".dockerignore lacks {p}"
+        );
     }
     // The image's config file is valid with the registry it bakes in.
     let mut env = BTreeMap::new();
-    env.insert("ENVMON__STATIONS__FILE".into(), repo("config/stations.toml").display().to_string());
-    env.insert("ENVMON__TARGETS__FILE".into(), repo("config/targets.toml").display().to_string());
+    env.insert(
+        "ENVMON__STATIONS__FILE".into(),
+        repo("config/stations.toml").display().to_string(),
+    );
+    env.insert(
+        "ENVMON__TARGETS__FILE".into(),
+        repo("config/targets.toml").display().to_string(),
+    );
     let (ok, out) = check_config(&repo("deploy/container/envmon.toml"), &env);
     assert!(ok, "{out}");
 }

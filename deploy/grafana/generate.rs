@@ -84,7 +84,8 @@ fn aqi_thresholds() -> Value {
 
 /// GB 3838-2002 class as `class_num` (1 … 6 = 劣Ⅴ, 0 = not evaluated; docs/schema.md §6),
 /// coloured as Chinese surface-water reports customarily do (Ⅰ–Ⅱ blue, Ⅲ green, Ⅳ yellow,
-/// Ⅴ orange, 劣Ⅴ red; the 2011 evaluation method 环办〔2011〕22号, see deploy/README.md).
+/// Ⅴ orange, 劣Ⅴ red). Reporting practice, not verified against a standard's text (see
+/// deploy/README.md, "Grafana dashboards"); grey = not evaluated.
 fn class_thresholds() -> Value {
     json!({"mode": "absolute", "steps": [
         {"color": "#808080", "value": null},
@@ -695,12 +696,14 @@ fn water_sections() -> Value {
             )],
             vec![colour_column(
                 "TLI",
-                // CNEMC 总站生字〔2001〕090号 grades: < 30 oligotrophic, 30–50 mesotrophic,
-                // 50–60 light, 60–70 middle, > 70 hyper-eutrophic (docs/indicators.md).
+                // CNEMC 总站生字〔2001〕090号 grades (docs/indicators.md, TLI): < 30 oligotrophic,
+                // 30–50 mesotrophic, (50, 60] light, (60, 70] middle, > 70 hyper-eutrophic; 50, 60
+                // and 70 belong to the lower grade. TLI has one decimal, so the next grade's
+                // colour starts at 50.1, 60.1, 70.1 (a Grafana step applies from its value up).
                 json!({"mode": "absolute", "steps": [
                     {"color": "#1E90FF", "value": null}, {"color": "#00B050", "value": 30},
-                    {"color": "#FFFF00", "value": 50}, {"color": "#FF7E00", "value": 60},
-                    {"color": "#FF0000", "value": 70}]}),
+                    {"color": "#FFFF00", "value": 50.1}, {"color": "#FF7E00", "value": 60.1},
+                    {"color": "#FF0000", "value": 70.1}]}),
                 None,
             )],
         ),
@@ -880,7 +883,10 @@ fn targets(water: &[WaterTargetLine]) -> Value {
             "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": [
                 {"color": "red", "value": null}, {"color": "green", "value": w.target}]}}],
         }));
-        lines.push_str(&format!("\n- {} ({}): {} ≥ {}%", w.id, w.group, w.field, w.target));
+        lines.push_str(&format!(
+            "\n- {} ({}): {} ≥ {}%",
+            w.id, w.group, w.field, w.target
+        ));
     }
     if !tq.is_empty() {
         let mut bars = json!({
@@ -1023,10 +1029,10 @@ fn quality() -> Value {
         ],
         vec![colour_column(
             "获取率 capture %",
-            // HJ 663 / GB 3095 validity asks for at least 20 hourly values a day (20/24 = 83 %)
-            // for a valid daily mean (docs/indicators.md, validity).
+            // GB 3095 Table 4: a valid 24-hour mean needs >= 20 valid hourly values
+            // (docs/indicators.md, validity): 20 / 24 = 83.33 %.
             json!({"mode": "absolute", "steps": [{"color": "red", "value": null},
-                                                 {"color": "green", "value": 83}]}),
+                                                 {"color": "green", "value": 83.33}]}),
             None,
         )],
     );
@@ -1109,7 +1115,9 @@ fn service() -> Value {
     l.add(6, 5, mq.clone());
     let mut ix = mq;
     ix["title"] = json!("InfluxDB 可写 / InfluxDB up");
-    ix["description"] = json!("1 = 最近一次写入成功（envmon_influxdb_up）。1 = the last contact with InfluxDB succeeded.");
+    ix["description"] = json!(
+        "1 = 最近一次写入成功（envmon_influxdb_up）。1 = the last contact with InfluxDB succeeded."
+    );
     ix["targets"] = json!([pq("A", "min(envmon_influxdb_up)", "InfluxDB")]);
     l.add(6, 5, ix);
     l.add(
@@ -1276,7 +1284,7 @@ pub fn water_target_lines(
         if !registry
             .stations()
             .iter()
-            .any(|s| s.groups.iter().any(|g| *g == group))
+            .any(|s| s.groups.contains(&group))
         {
             continue;
         }
