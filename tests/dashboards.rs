@@ -8,7 +8,9 @@
 //!   computed by the engines, a few `alerts` points written in the alert engine's schema), every
 //!   InfluxQL panel query of every dashboard, with `$timeFilter`, `$__interval` and the template
 //!   variables substituted as Grafana does (every value of every variable), runs and returns data
-//!   of the shape its panel needs; every metric a PromQL panel uses is in that envmon's `/metrics`.
+//!   of the shape its panel needs; every metric a PromQL panel uses is in that envmon's `/metrics`,
+//!   and every PromQL panel query returns a finite value from a real Prometheus (Debian's 2.42)
+//!   that scraped that envmon during the load.
 
 mod common;
 
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use common::envmon::{publish_all, Envmon, EnvmonOpts};
-use common::{wait_until, Influx1, Mosquitto};
+use common::{wait_until, Influx1, Mosquitto, Prometheus};
 use serde_json::Value;
 
 fn repo(p: &str) -> PathBuf {
@@ -634,6 +636,9 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
         repo("config/targets.toml").display().to_string()
     );
     let envmon = Envmon::start(&opts);
+    // Prometheus scrapes envmon every second from before the data arrives, so the rates of the
+    // "envmon service" panels cover the load.
+    let prom = Prometheus::start(envmon.http_port);
     let now = Utc::now();
     let t0 = Instant::now();
     let msgs = backfill(&broker.url(), Duration::from_secs(2 * 86_400), now);
@@ -669,8 +674,16 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
         .map(|e| e["key"].as_str().unwrap().to_string())
         .collect();
     let metrics = envmon.get("/metrics").expect("/metrics").1;
+    assert!(
+        prom.wait_series(
+            "count_over_time(envmon_acks_sent_total[1m]) > 5",
+            Duration::from_secs(30)
+        ),
+        "Prometheus did not scrape envmon"
+    );
     let to = Utc::now();
     let mut ran = 0;
+    let mut ran_prom = 0;
     let mut problems = Vec::new();
     for (file, d) in committed() {
         let d_from = resolve(d["time"]["from"].as_str().unwrap(), to);
@@ -751,7 +764,27 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                                     ));
                                 }
                             }
-                            panel_has_data = true;
+                            // Grafana's $__rate_interval with the datasource's 15 s scrape
+                            // interval: max($__interval + 15 s, 4 × 15 s) = 1m for these ranges.
+                            let q = expr
+                                .replace("$__rate_interval", "1m")
+                                .replace("$__range", &format!("{}s", (to_p - from).num_seconds()))
+                                .replace("$__interval", &interval(from, to_p, None));
+                            let v = prom.query(&q);
+                            ran_prom += 1;
+                            let finite = v["data"]["result"].as_array().is_some_and(|r| {
+                                r.iter().any(|x| {
+                                    x["value"][1]
+                                        .as_str()
+                                        .and_then(|n| n.parse::<f64>().ok())
+                                        .is_some_and(f64::is_finite)
+                                })
+                            });
+                            if v["status"] != "success" || !finite {
+                                target_problems.push(format!("Prometheus {q}: {v}"));
+                            } else {
+                                panel_has_data = true;
+                            }
                         }
                         other => panic!("{file} {title}: datasource {other:?}"),
                     }
@@ -810,7 +843,8 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
         problems.join("\n")
     );
     assert!(ran > 50, "only {ran} queries ran");
-    eprintln!("{ran} InfluxQL queries ran, every panel has data");
+    assert!(ran_prom > 10, "only {ran_prom} PromQL queries ran");
+    eprintln!("{ran} InfluxQL and {ran_prom} PromQL queries ran, every panel has data");
 }
 
 /// The geomap's lookup field holds station ids that the gazetteer knows.
