@@ -3,7 +3,7 @@
 //! * the committed JSON is exactly what `deploy/grafana/generate.rs` generates (one source);
 //! * every dashboard type-checks against Grafana's published dashboard schema (`@grafana/schema`,
 //!   which Grafana generates from its CUE kinds), with TypeScript (`tsc`, pinned in
-//!   `deploy/grafana/schema-check/package.json`; `.ci/run` installs both);
+//!   `deploy/schema-check/package.json`; `.ci/run` installs both);
 //! * with the simulator's last 2 days in a real Mosquitto → envmon → InfluxDB 1.6 (indicators
 //!   computed by the engines, a few `alerts` points written in the alert engine's schema), every
 //!   InfluxQL panel query of every dashboard, with `$timeFilter`, `$__interval` and the template
@@ -261,7 +261,7 @@ fn typescript_for(name: &str, d: &Value) -> String {
 
 #[test]
 fn dashboards_validate_against_grafana_schema() {
-    let dir = repo("deploy/grafana/schema-check");
+    let dir = repo("deploy/schema-check");
     let tsc = dir.join("node_modules/typescript/bin/tsc");
     let schema = dir.join("node_modules/@grafana/schema/package.json");
     assert!(

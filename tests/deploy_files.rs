@@ -705,3 +705,83 @@ fn systemd_unit_is_hardened() {
         }
     }
 }
+
+/// YAML (as yaml-rust2 parses it) to JSON, for the schema validator.
+fn to_json(y: &Yaml) -> serde_json::Value {
+    use serde_json::Value as J;
+    match y {
+        Yaml::String(s) => J::from(s.as_str()),
+        Yaml::Integer(i) => J::from(*i),
+        Yaml::Real(r) => r.parse::<f64>().map(J::from).unwrap_or(J::Null),
+        Yaml::Boolean(b) => J::from(*b),
+        Yaml::Null => J::Null,
+        Yaml::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        Yaml::Hash(h) => J::Object(h.iter().map(|(k, v)| (s(k), to_json(v))).collect()),
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
+
+/// `node deploy/schema-check/validate-k8s.mjs` on these objects: (success, output).
+fn validate_k8s(objects: &[serde_json::Value]) -> (bool, String) {
+    let dir = repo("deploy/schema-check");
+    assert!(
+        dir.join("node_modules/kubernetes-models/package.json")
+            .exists(),
+        "kubernetes-models is not installed: run `npm ci --prefix {}` (.ci/run does it)",
+        dir.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("objects.json");
+    std::fs::write(&file, serde_json::to_vec(objects).unwrap()).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join("validate-k8s.mjs"))
+        .arg(&file)
+        .current_dir(&dir)
+        .output()
+        .expect("run node (install nodejs)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn k8s_manifests_validate_against_the_kubernetes_schema() {
+    let objects: Vec<serde_json::Value> = k8s_objects().values().map(to_json).collect();
+    assert_eq!(
+        objects.len(),
+        5,
+        "ConfigMap, Secret, Deployment, PVC, Service"
+    );
+    let (ok, out) = validate_k8s(&objects);
+    assert!(ok, "Kubernetes schema:\n{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        5,
+        "{out}"
+    );
+    // The validator can fail: a port given as a string, a Deployment without its selector.
+    let mut bad = objects.clone();
+    for o in bad.iter_mut() {
+        if o["kind"] == "Service" {
+            o["spec"]["ports"][0]["port"] = "ninety".into();
+        }
+        if o["kind"] == "Deployment" {
+            o["spec"].as_object_mut().unwrap().remove("selector");
+        }
+    }
+    let (ok, out) = validate_k8s(&bad);
+    assert!(!ok, "broken manifests passed:\n{out}");
+    assert!(
+        out.contains("invalid Service/envmon") && out.contains("port"),
+        "{out}"
+    );
+    assert!(
+        out.contains("invalid Deployment/envmon") && out.contains("selector"),
+        "{out}"
+    );
+}
