@@ -447,6 +447,9 @@ fn compose_file_is_consistent_and_envmon_accepts_its_settings() {
     }
     let envmon = &services["envmon"];
     assert_eq!(s(&envmon["build"]["context"]), "..");
+    // The simulator runs the same image, built the same way (never pulled).
+    assert_eq!(services["simulator"]["image"], envmon["image"]);
+    assert_eq!(services["simulator"]["build"], envmon["build"]);
     assert!(repo(&s(&envmon["build"]["dockerfile"])).exists());
 
     // envmon's settings: the image's config file + the compose environment, files resolved

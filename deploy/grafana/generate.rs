@@ -1040,10 +1040,7 @@ fn quality() -> Value {
     cap["fieldConfig"]["defaults"]["unit"] = json!("percent");
     cap["transformations"] = json!([{"id": "merge", "options": {}}]);
     l.add(12, 10, cap);
-    l.add(
-        12,
-        10,
-        table(
+    let mut last = table(
             "各站最后数据时间 / Last data per station",
             "时间范围内每站最新一条读数的时间（air 与 water）。Time of each station's newest reading in the range.",
             vec![
@@ -1061,8 +1058,10 @@ fn quality() -> Value {
                 ),
             ],
             vec![],
-        ),
-    );
+        );
+    // One table of air and water stations.
+    last["transformations"] = json!([{"id": "merge", "options": {}}]);
+    l.add(12, 10, last);
     let mut counts = timeseries(
         "每小时读数条数 / Readings stored per hour",
         "InfluxDB 中每小时的读数点数（air、water）。Points per hour in InfluxDB (air, water).",
