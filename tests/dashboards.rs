@@ -416,7 +416,13 @@ fn resolve(expr: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         return now;
     }
     if expr == "now/y" {
-        return Utc.with_ymd_and_hms(now.year(), 1, 1, 0, 0, 0).unwrap();
+        // Start of the year in the dashboards' time zone, as Grafana rounds.
+        let tz: chrono_tz::Tz = generate::DASHBOARD_TZ.parse().unwrap();
+        let local = now.with_timezone(&tz);
+        return tz
+            .with_ymd_and_hms(local.year(), 1, 1, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
     }
     let rel = expr.strip_prefix("now-").unwrap_or(expr);
     now - span(rel).unwrap_or_else(|| panic!("time {expr:?} not understood"))

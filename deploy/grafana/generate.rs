@@ -27,6 +27,9 @@ pub const PROM_UID: &str = "envmon-prometheus";
 /// serves `public/` from its home directory `/usr/share/grafana`).
 pub const GAZETTEER: &str = "public/gazetteer/envmon-stations.json";
 
+/// Time zone of every dashboard (the registry's default station time zone).
+pub const DASHBOARD_TZ: &str = "Asia/Shanghai";
+
 /// One generated dashboard: file name under `deploy/grafana/dashboards/` and its JSON.
 pub struct Generated {
     pub file: String,
@@ -282,7 +285,9 @@ fn dashboard(
         "tags": ["envmon"],
         "editable": true,
         "graphTooltip": 1,
-        "timezone": "browser",
+        // The stations' time zone (registry default): days, months and "year to date" start
+        // at local midnight, as the indicator points do (docs/schema.md §5, §6).
+        "timezone": DASHBOARD_TZ,
         "refresh": "1m",
         "schemaVersion": 39,
         "version": 1,
