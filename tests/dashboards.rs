@@ -107,6 +107,34 @@ fn generated_files_are_up_to_date() {
         .collect();
     assert_eq!(uids.len(), 6);
     for (file, d) in &dashes {
+        // Panels fit Grafana's 24-column grid and do not overlap; ids are unique.
+        let boxes: Vec<(u64, u64, u64, u64)> = panels(d)
+            .iter()
+            .map(|p| {
+                let g = &p["gridPos"];
+                let n = |k: &str| {
+                    g[k].as_u64()
+                        .unwrap_or_else(|| panic!("{file}: gridPos.{k}"))
+                };
+                (n("x"), n("y"), n("w"), n("h"))
+            })
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(
+                a.0 + a.2 <= 24 && a.2 > 0 && a.3 > 0,
+                "{file}: panel {i} {a:?}"
+            );
+            for b in &boxes[i + 1..] {
+                let apart =
+                    a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
+                assert!(apart, "{file}: panels {a:?} and {b:?} overlap");
+            }
+        }
+        let ids: BTreeSet<u64> = panels(d)
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), boxes.len(), "{file}: duplicate panel ids");
         let mut titles = vec![d["title"].as_str().unwrap_or_default().to_string()];
         titles.extend(
             panels(d)
