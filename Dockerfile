@@ -8,11 +8,13 @@
 # built here: no Docker engine runs on the project's build host).
 
 # ---- build -----------------------------------------------------------------------------------
-# Rust >= 1.85 (Cargo.toml rust-version); Debian 12 like the runtime, so glibc matches.
-FROM rust:1.85-bookworm AS build
+# Cargo.toml says rust-version 1.85, but the locked dependencies need 1.89 (uuid 1.29,
+# config 0.15.27, ...); pinned to the toolchain the project is built and tested with.
+# Debian 12 like the runtime, so glibc matches.
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Only what the build needs (.dockerignore keeps target/, .git and data out of the context).
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock README.md ./
 COPY src ./src
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
