@@ -5,6 +5,7 @@
 //!
 //! * [`Mosquitto`]: Debian's `mosquitto` 2.0 (`/usr/sbin/mosquitto`).
 //! * [`Influx1`]: Debian's `influxdb` 1.6 (`influxd run -config …`), v1 API.
+//! * [`Prometheus`]: Debian's `prometheus` 2.42, scraping an envmon (dashboards' PromQL).
 //! * [`VictoriaMetrics`]: Debian's `victoria-metrics` 1.79, which accepts the
 //!   InfluxDB v2 write API (`/api/v2/write`); read back with `/api/v1/export`.
 //!
@@ -36,9 +37,11 @@ pub mod http;
 pub mod influx;
 pub mod mosquitto;
 pub mod process;
+pub mod prometheus;
 pub mod victoria;
 
 pub use influx::Influx1;
 pub use mosquitto::{Mosquitto, MosquittoOpts};
 pub use process::{free_port, is_root, wait_until};
+pub use prometheus::Prometheus;
 pub use victoria::{VictoriaMetrics, VmOpts};
