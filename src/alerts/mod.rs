@@ -10,7 +10,7 @@
 //!
 //! The types in this file are the contract between the engine and the notifiers.
 
-
+pub mod notify;
 
 use std::collections::BTreeMap;
 use std::fmt;
