@@ -228,7 +228,10 @@ async fn webhook_wire_format_single_and_group() {
         "[Warning] Wujiang WJ-M01 hourly PM2.5 112 µg/m³ above 75"
     );
     assert_eq!(j["alerts"].as_array().unwrap().len(), 1);
-    assert_eq!(j["alerts"][0]["station"]["name_en"], "Wujiang station WJ-M01");
+    assert_eq!(
+        j["alerts"][0]["station"]["name_en"],
+        "Wujiang station WJ-M01"
+    );
 
     let g = b.json();
     assert_eq!(g["status"], "resolved");
@@ -311,7 +314,11 @@ async fn webhook_permanent_4xx_is_not_retried_but_408_429_are() {
     // "a" got its 400 once; "b" was retried after 429 and 408.
     assert_eq!(rules, ["a", "b", "b", "b"]);
     assert_eq!(
-        metric(&m, "envmon_alert_notifier_errors_total", &[("kind", "rejected")]),
+        metric(
+            &m,
+            "envmon_alert_notifier_errors_total",
+            &[("kind", "rejected")]
+        ),
         1.0
     );
     n.shutdown(Duration::from_secs(2)).await;
@@ -321,7 +328,10 @@ async fn webhook_permanent_4xx_is_not_retried_but_408_429_are() {
 async fn webhook_gives_up_after_max_retry_age() {
     let rx = Receiver::start();
     rx.set_default(Reply::status(500));
-    let (n, m, _stop) = start(vec![fast_retry(&rx.url("/hook"), "max_retry_age = \"600ms\"")]);
+    let (n, m, _stop) = start(vec![fast_retry(
+        &rx.url("/hook"),
+        "max_retry_age = \"600ms\"",
+    )]);
     n.dispatch(notif(
         "a",
         Status::Firing,
@@ -355,11 +365,22 @@ async fn dispatch_never_blocks_and_counts_overflow() {
         n.dispatch(one.clone());
     }
     let took = t0.elapsed();
-    assert!(took < Duration::from_millis(100), "10,000 dispatches took {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "10,000 dispatches took {took:?}"
+    );
     let dropped = metric(&m, SENT, &[("notifier", "slow"), ("result", "dropped")]);
-    assert_eq!(dropped, 10_000.0 - 100.0, "queue of 100 holds 100, drops the rest");
     assert_eq!(
-        metric(&m, "envmon_alert_notifier_queue_depth", &[("notifier", "slow")]),
+        dropped,
+        10_000.0 - 100.0,
+        "queue of 100 holds 100, drops the rest"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "envmon_alert_notifier_queue_depth",
+            &[("notifier", "slow")]
+        ),
         100.0
     );
     assert!(log_text().contains("notifier queue full"));
@@ -391,20 +412,34 @@ async fn wecom_markdown_bilingual_and_byte_limit() {
     ));
     // A group of 80 stations cannot fit in 4096 bytes.
     let many: Vec<AlertEvent> = (0..80)
-        .map(|i| event("pm25_hour", &format!("WJ-M{i:02}"), Status::Firing, 100.0 + i as f64))
+        .map(|i| {
+            event(
+                "pm25_hour",
+                &format!("WJ-M{i:02}"),
+                Status::Firing,
+                100.0 + i as f64,
+            )
+        })
         .collect();
     n.dispatch(notif("pm25_hour", Status::Firing, many));
     let reqs = rx.wait_requests(2, Duration::from_secs(10));
     assert_eq!(reqs[0].path(), "/cgi-bin/webhook/send");
-    assert_eq!(reqs[0].query_raw("key").as_deref(), Some("wecom-KEY-s3cr3t"));
+    assert_eq!(
+        reqs[0].query_raw("key").as_deref(),
+        Some("wecom-KEY-s3cr3t")
+    );
     let j = reqs[0].json();
     assert_eq!(j["msgtype"], "markdown");
     let c = j["markdown"]["content"].as_str().unwrap();
     println!("{c}");
     assert!(c.starts_with("**【预警】PM2.5 小时浓度超标（1 个站点） / [Warning] Hourly PM2.5"));
     assert!(c.contains("状态 / Status: 恢复 / Resolved"));
-    let zh = c.find("【预警】吴江 WJ-M01 PM2.5 小时浓度 60").expect("message_zh");
-    let en = c.find("[Warning] Wujiang WJ-M01 hourly PM2.5 60").expect("message_en");
+    let zh = c
+        .find("【预警】吴江 WJ-M01 PM2.5 小时浓度 60")
+        .expect("message_zh");
+    let en = c
+        .find("[Warning] Wujiang WJ-M01 hourly PM2.5 60")
+        .expect("message_en");
     assert!(zh < en, "Chinese first");
     assert!(c.contains("吴江站WJ-M01 Wujiang station WJ-M01 · 吴江 / Wujiang · WJ-M01"));
     assert!(c.contains("数值 / Value: pm25 60 µg/m³ · 阈值 / Threshold: 75 µg/m³"));
@@ -432,7 +467,11 @@ async fn wecom_markdown_bilingual_and_byte_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robot_errcode_is_a_failure_and_retried() {
     let rx = Receiver::start();
-    rx.script([Reply::errcode(310000), Reply::errcode(45009), Reply::status(200)]);
+    rx.script([
+        Reply::errcode(310000),
+        Reply::errcode(45009),
+        Reply::status(200),
+    ]);
     let (n, m, _stop) = start(vec![cfg(&format!(
         "kind = \"wecom\"\nname = \"wecom\"\nurl = \"{}\"\nkey = \"k\"\nretry_initial = \"50ms\"\nretry_max = \"100ms\"",
         rx.url("/send")
@@ -446,11 +485,19 @@ async fn robot_errcode_is_a_failure_and_retried() {
     // 2 × errcode ≠ 0, then a 200 whose body has no errcode, then errcode 0.
     assert_eq!(rx.count(), 4);
     assert_eq!(
-        metric(&m, "envmon_alert_notifier_errors_total", &[("kind", "errcode")]),
+        metric(
+            &m,
+            "envmon_alert_notifier_errors_total",
+            &[("kind", "errcode")]
+        ),
         2.0
     );
     assert_eq!(
-        metric(&m, "envmon_alert_notifier_errors_total", &[("kind", "bad_reply")]),
+        metric(
+            &m,
+            "envmon_alert_notifier_errors_total",
+            &[("kind", "bad_reply")]
+        ),
         1.0
     );
     assert!(log_text().contains("errcode 310000"));
@@ -471,7 +518,11 @@ fn python_dingtalk_sign(secret: &str, timestamp: &str) -> String {
         ])
         .output()
         .expect("run python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -492,7 +543,10 @@ async fn dingtalk_signed_markdown() {
     ));
     let r = &rx.wait_requests(1, Duration::from_secs(10))[0];
     assert_eq!(r.path(), "/robot/send");
-    assert_eq!(r.query_raw("access_token").as_deref(), Some("ding-TOKEN-s3cr3t"));
+    assert_eq!(
+        r.query_raw("access_token").as_deref(),
+        Some("ding-TOKEN-s3cr3t")
+    );
     let ts = r.query_raw("timestamp").expect("timestamp");
     let ts_ms: i64 = ts.parse().unwrap();
     assert!(ts_ms >= before && ts_ms <= Utc::now().timestamp_millis());
@@ -500,7 +554,10 @@ async fn dingtalk_signed_markdown() {
     assert_eq!(sign, python_dingtalk_sign(secret, &ts));
     let j = r.json();
     assert_eq!(j["msgtype"], "markdown");
-    assert_eq!(j["markdown"]["title"], "【预警】PM2.5 小时浓度超标（1 个站点）");
+    assert_eq!(
+        j["markdown"]["title"],
+        "【预警】PM2.5 小时浓度超标（1 个站点）"
+    );
     let text = j["markdown"]["text"].as_str().unwrap();
     assert!(text.starts_with("**【预警】"));
     assert!(text.contains("[Warning] Wujiang WJ-M01 hourly PM2.5 112"));
@@ -516,14 +573,19 @@ async fn robot_rate_limit_merges_never_drops() {
     let window = Duration::from_secs(2);
     let (n, m, _stop) = start(vec![cfg(&format!(
         "kind = \"dingtalk\"\nname = \"ding\"\nurl = \"{}\"\naccess_token = \"t\"\n\
-         max_per_minute = 5\nrate_window = \"2s\"",
+         max_per_minute = 5\nrate_window = \"2s\"\nmax_bytes = 1500",
         rx.url("/robot/send")
     ))]);
     for i in 0..30 {
         n.dispatch(notif(
             &format!("rule{i:02}"),
             Status::Firing,
-            vec![event(&format!("rule{i:02}"), &format!("ST-{i:02}"), Status::Firing, i as f64)],
+            vec![event(
+                &format!("rule{i:02}"),
+                &format!("ST-{i:02}"),
+                Status::Firing,
+                i as f64,
+            )],
         ));
     }
     wait_metric(&m, SENT, &[("notifier", "ding"), ("result", "sent")], 30.0);
@@ -535,7 +597,10 @@ async fn robot_rate_limit_merges_never_drops() {
     // Every alert is in some message.
     for i in 0..30 {
         let marker = format!("[Warning] Wujiang ST-{i:02} ");
-        assert!(texts.iter().any(|t| t.contains(&marker)), "ST-{i:02} missing");
+        assert!(
+            texts.iter().any(|t| t.contains(&marker)),
+            "ST-{i:02} missing"
+        );
     }
     // At most 5 requests in any 2 s window (100 ms allowance for delivery jitter).
     let slack = Duration::from_millis(100);
@@ -544,15 +609,36 @@ async fn robot_rate_limit_merges_never_drops() {
             .iter()
             .filter(|b| b.at.duration_since(a.at) + slack < window)
             .count();
-        assert!(within <= 5, "{within} requests within {window:?} from request {i}");
+        assert!(
+            within <= 5,
+            "{within} requests within {window:?} from request {i}"
+        );
     }
-    assert!(reqs.len() < 30, "merged: {} requests for 30 notifications", reqs.len());
+    // A message holds only a few notifications (max_bytes = 1500), so more than one window's
+    // budget was needed: the limiter had to wait, and merged meanwhile.
+    assert!(reqs.len() > 5, "{} requests", reqs.len());
+    assert!(
+        reqs.len() < 30,
+        "merged: {} requests for 30 notifications",
+        reqs.len()
+    );
+    let span = reqs.last().unwrap().at.duration_since(reqs[0].at);
+    assert!(
+        span + slack >= window,
+        "all sent within {span:?}: the limit did not hold"
+    );
+    for t in &texts {
+        assert!(t.len() <= 1500, "{} bytes", t.len());
+    }
     assert!(texts.iter().any(|t| t.contains("【合并】")));
     assert_eq!(
         metric(&m, SENT, &[("notifier", "ding"), ("result", "dropped")]),
         0.0
     );
-    println!("30 notifications -> {} robot messages", reqs.len());
+    println!(
+        "30 notifications -> {} robot messages over {span:?}",
+        reqs.len()
+    );
     n.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -617,7 +703,10 @@ async fn alertmanager_shows_alert_keeps_it_active_then_resolves() {
         .collect();
     assert_eq!(still.len(), 1, "re-send kept it active");
     assert!(
-        !hook.requests().iter().any(|r| r.json()["status"] == "resolved"),
+        !hook
+            .requests()
+            .iter()
+            .any(|r| r.json()["status"] == "resolved"),
         "resolved before envmon said so"
     );
     n.dispatch(notif(
@@ -676,7 +765,12 @@ async fn influxdb_points_one_per_transition_no_duplicates() {
         Status::Resolved,
         vec![event("pm25_hour", "WJ-M01", Status::Resolved, 60.0)],
     ));
-    wait_metric(&metrics, SENT, &[("notifier", "influx"), ("result", "sent")], 3.0);
+    wait_metric(
+        &metrics,
+        SENT,
+        &[("notifier", "influx"), ("result", "sent")],
+        3.0,
+    );
     let rows = db.rows("envmon", "SELECT * FROM alerts ORDER BY time");
     assert_eq!(rows.len(), 3, "{rows:?}");
     let firing: Vec<_> = rows.iter().filter(|r| r["status"] == "firing").collect();
@@ -713,34 +807,49 @@ async fn influxdb_points_one_per_transition_no_duplicates() {
 
 #[test]
 fn config_errors_name_the_key() {
-    let unknown = toml::from_str::<NotifierConfig>("kind = \"webhook\"\nurl = \"http://x/\"\nurll = 1");
+    let unknown =
+        toml::from_str::<NotifierConfig>("kind = \"webhook\"\nurl = \"http://x/\"\nurll = 1");
     let e = unknown.unwrap_err().to_string();
     assert!(e.contains("unknown field `urll`"), "{e}");
-    let bad_kind = toml::from_str::<NotifierConfig>("kind = \"slack\"").unwrap_err().to_string();
+    let bad_kind = toml::from_str::<NotifierConfig>("kind = \"slack\"")
+        .unwrap_err()
+        .to_string();
     assert!(bad_kind.contains("webhook"), "{bad_kind}");
     let bad_dur =
         toml::from_str::<NotifierConfig>("kind = \"influxdb\"\ntimeout = \"ten\"").unwrap_err();
-    assert!(bad_dur.to_string().contains("invalid duration"), "{bad_dur}");
+    assert!(
+        bad_dur.to_string().contains("invalid duration"),
+        "{bad_dur}"
+    );
 
     let env = |v: &str| (v == "SET_VAR").then(|| "value".to_string());
     let check = |t: &str| cfg(t).validate_with(&env);
     assert_eq!(check("kind = \"webhook\"").unwrap_err().0, "url");
     assert_eq!(
-        check("kind = \"webhook\"\nurl = \"http://h/\"\nkey = \"k\"").unwrap_err().0,
+        check("kind = \"webhook\"\nurl = \"http://h/\"\nkey = \"k\"")
+            .unwrap_err()
+            .0,
         "key"
     );
     assert_eq!(check("kind = \"wecom\"").unwrap_err().0, "key");
     assert_eq!(
         check("kind = \"wecom\"\nkey_env = \"UNSET_VAR\"").unwrap_err(),
-        ("key_env".to_string(), "environment variable UNSET_VAR is not set".to_string())
+        (
+            "key_env".to_string(),
+            "environment variable UNSET_VAR is not set".to_string()
+        )
     );
     assert!(check("kind = \"wecom\"\nkey_env = \"SET_VAR\"").is_ok());
     assert_eq!(
-        check("kind = \"wecom\"\nkey = \"a\"\nkey_env = \"SET_VAR\"").unwrap_err().0,
+        check("kind = \"wecom\"\nkey = \"a\"\nkey_env = \"SET_VAR\"")
+            .unwrap_err()
+            .0,
         "key"
     );
     assert_eq!(
-        check("kind = \"dingtalk\"\naccess_token_file = \"/nonexistent/x\"").unwrap_err().0,
+        check("kind = \"dingtalk\"\naccess_token_file = \"/nonexistent/x\"")
+            .unwrap_err()
+            .0,
         "access_token_file"
     );
     let (k, why) = check(
@@ -750,23 +859,41 @@ fn config_errors_name_the_key() {
     assert_eq!(k, "url");
     assert!(!why.contains("abc"), "{why}");
     assert_eq!(
-        check("kind = \"dingtalk\"\naccess_token = \"t\"\nmax_per_minute = 0").unwrap_err().0,
+        check("kind = \"dingtalk\"\naccess_token = \"t\"\nmax_per_minute = 0")
+            .unwrap_err()
+            .0,
         "max_per_minute"
     );
     assert_eq!(
-        check("kind = \"alertmanager\"\nurl = \"http://am:9093\"\nmax_bytes = 1000").unwrap_err().0,
+        check("kind = \"alertmanager\"\nurl = \"http://am:9093\"\nmax_bytes = 1000")
+            .unwrap_err()
+            .0,
         "max_bytes"
     );
-    assert_eq!(check("kind = \"influxdb\"\nqueue_capacity = 0").unwrap_err().0, "queue_capacity");
+    assert_eq!(
+        check("kind = \"influxdb\"\nqueue_capacity = 0")
+            .unwrap_err()
+            .0,
+        "queue_capacity"
+    );
     assert_eq!(cfg("kind = \"influxdb\"").name(3), "influxdb#3");
-    assert_eq!(cfg("kind = \"influxdb\"\nname = \"grafana\"").name(3), "grafana");
+    assert_eq!(
+        cfg("kind = \"influxdb\"\nname = \"grafana\"").name(3),
+        "grafana"
+    );
 
     // Start-up reports the index and key path.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let e = Notifiers::start(
             &[cfg("kind = \"influxdb\""), cfg("kind = \"webhook\"")],
-            NotifyContext { influxdb: None, metrics: Metrics::new() },
+            NotifyContext {
+                influxdb: None,
+                metrics: Metrics::new(),
+            },
             CancellationToken::new(),
         )
         .err()
@@ -781,7 +908,10 @@ fn example_notifier_file_parses_and_validates() {
     struct File {
         notifier: Vec<NotifierConfig>,
     }
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/alerts-notifiers.example.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/alerts-notifiers.example.toml"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let f: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let kinds: Vec<&str> = f
@@ -841,7 +971,10 @@ async fn secrets_never_in_logs_debug_or_serialised_config() {
         let ser = serde_json::to_string(c).unwrap();
         let tom = toml::to_string(c).unwrap();
         for s in secrets {
-            assert!(!dbg.contains(s) && !ser.contains(s) && !tom.contains(s), "{s} in {dbg} / {ser}");
+            assert!(
+                !dbg.contains(s) && !ser.contains(s) && !tom.contains(s),
+                "{s} in {dbg} / {ser}"
+            );
         }
     }
     let (n, m, _stop) = start(configs);
@@ -852,17 +985,32 @@ async fn secrets_never_in_logs_debug_or_serialised_config() {
     ));
     wait_metric(&m, SENT, &[("notifier", "w1"), ("result", "sent")], 1.0);
     for name in ["w2", "d1", "h1"] {
-        wait_metric(&m, "envmon_alert_notifier_errors_total", &[("notifier", name), ("kind", "connection")], 2.0);
+        wait_metric(
+            &m,
+            "envmon_alert_notifier_errors_total",
+            &[("notifier", name), ("kind", "connection")],
+            2.0,
+        );
     }
     n.shutdown(Duration::from_millis(200)).await;
     let text = log_text();
     // The capture works and saw the failures (so the check below is not vacuous).
-    for must in ["notifier=w2", "notifier=d1", "notifier=h1", "will retry", "errcode 310000", "HTTP 500"] {
+    for must in [
+        "notifier=w2",
+        "notifier=d1",
+        "notifier=h1",
+        "will retry",
+        "errcode 310000",
+        "HTTP 500",
+    ] {
         assert!(text.contains(must), "log lacks {must:?}");
     }
     for s in secrets {
         assert!(!text.contains(s), "secret {s} in the log");
     }
     // The first request really carried the key (so the secret was in play).
-    assert_eq!(rx.requests()[0].query_raw("key").as_deref(), Some("wecom-INLINE-s3cr3t"));
+    assert_eq!(
+        rx.requests()[0].query_raw("key").as_deref(),
+        Some("wecom-INLINE-s3cr3t")
+    );
 }

@@ -109,7 +109,12 @@ receivers:
     /// `GET /api/v2/alerts` (active, silenced, inhibited and unprocessed alerts).
     pub fn alerts(&self) -> Vec<Value> {
         let r = http::get(self.port, "/api/v2/alerts").expect("GET /api/v2/alerts");
-        assert!(r.is_success(), "GET /api/v2/alerts: {} {}", r.status, r.text());
+        assert!(
+            r.is_success(),
+            "GET /api/v2/alerts: {} {}",
+            r.status,
+            r.text()
+        );
         match serde_json::from_slice(&r.body) {
             Ok(Value::Array(a)) => a,
             other => panic!("unexpected /api/v2/alerts answer: {other:?}"),

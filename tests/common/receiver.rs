@@ -165,12 +165,7 @@ impl Receiver {
     }
 
     /// Waits (bounded) until some request satisfies `f`.
-    pub fn wait_for(
-        &self,
-        timeout: Duration,
-        what: &str,
-        f: impl Fn(&Request) -> bool,
-    ) -> Request {
+    pub fn wait_for(&self, timeout: Duration, what: &str, f: impl Fn(&Request) -> bool) -> Request {
         wait_until(timeout, || self.requests().into_iter().find(|r| f(r))).unwrap_or_else(|| {
             panic!(
                 "receiver: no request {what} within {timeout:?}; got {} requests: {:?}",

@@ -66,7 +66,9 @@ pub fn alert_json(e: &AlertEvent, ends_at: DateTime<Utc>, generator_url: Option<
     labels
         .entry("alertname".into())
         .or_insert_with(|| e.rule.clone());
-    labels.entry("rule".into()).or_insert_with(|| e.rule.clone());
+    labels
+        .entry("rule".into())
+        .or_insert_with(|| e.rule.clone());
     labels
         .entry("level".into())
         .or_insert_with(|| e.level.as_str().to_string());
@@ -74,7 +76,9 @@ pub fn alert_json(e: &AlertEvent, ends_at: DateTime<Utc>, generator_url: Option<
         .entry("severity".into())
         .or_insert_with(|| e.level.as_str().to_string());
     if let Some(s) = &e.station {
-        labels.entry("station".into()).or_insert_with(|| s.id.clone());
+        labels
+            .entry("station".into())
+            .or_insert_with(|| s.id.clone());
     }
     let mut ann = Map::new();
     ann.insert("summary_zh".into(), json!(e.message_zh));

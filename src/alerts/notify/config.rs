@@ -372,7 +372,11 @@ impl NotifierConfig {
         use NotifierKind::*;
         let k = self.kind;
         let set: [(&str, bool, &[NotifierKind]); 19] = [
-            ("url", self.url.is_some(), &[Webhook, Wecom, Dingtalk, Alertmanager]),
+            (
+                "url",
+                self.url.is_some(),
+                &[Webhook, Wecom, Dingtalk, Alertmanager],
+            ),
             ("token", self.token.is_some(), &[Webhook]),
             ("token_env", self.token_env.is_some(), &[Webhook]),
             ("token_file", self.token_file.is_some(), &[Webhook]),
@@ -380,17 +384,41 @@ impl NotifierConfig {
             ("key_env", self.key_env.is_some(), &[Wecom]),
             ("key_file", self.key_file.is_some(), &[Wecom]),
             ("access_token", self.access_token.is_some(), &[Dingtalk]),
-            ("access_token_env", self.access_token_env.is_some(), &[Dingtalk]),
-            ("access_token_file", self.access_token_file.is_some(), &[Dingtalk]),
+            (
+                "access_token_env",
+                self.access_token_env.is_some(),
+                &[Dingtalk],
+            ),
+            (
+                "access_token_file",
+                self.access_token_file.is_some(),
+                &[Dingtalk],
+            ),
             ("secret", self.secret.is_some(), &[Dingtalk]),
             ("secret_env", self.secret_env.is_some(), &[Dingtalk]),
             ("secret_file", self.secret_file.is_some(), &[Dingtalk]),
             ("at_mobiles", !self.at_mobiles.is_empty(), &[Dingtalk]),
-            ("max_per_minute", self.max_per_minute.is_some(), &[Wecom, Dingtalk]),
-            ("rate_window", self.rate_window.is_some(), &[Wecom, Dingtalk]),
+            (
+                "max_per_minute",
+                self.max_per_minute.is_some(),
+                &[Wecom, Dingtalk],
+            ),
+            (
+                "rate_window",
+                self.rate_window.is_some(),
+                &[Wecom, Dingtalk],
+            ),
             ("max_bytes", self.max_bytes.is_some(), &[Wecom, Dingtalk]),
-            ("resend_interval", self.resend_interval.is_some(), &[Alertmanager]),
-            ("generator_url", self.generator_url.is_some(), &[Alertmanager]),
+            (
+                "resend_interval",
+                self.resend_interval.is_some(),
+                &[Alertmanager],
+            ),
+            (
+                "generator_url",
+                self.generator_url.is_some(),
+                &[Alertmanager],
+            ),
         ];
         for (key, present, kinds) in set {
             if present && !kinds.contains(&k) {

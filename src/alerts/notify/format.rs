@@ -12,7 +12,10 @@ const LOCAL_TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
 /// `2026-11-23 08:00 (UTC+8)`.
 pub fn local_time(t: DateTime<Utc>) -> String {
-    format!("{} (UTC+8)", t.with_timezone(&LOCAL_TZ).format("%Y-%m-%d %H:%M"))
+    format!(
+        "{} (UTC+8)",
+        t.with_timezone(&LOCAL_TZ).format("%Y-%m-%d %H:%M")
+    )
 }
 
 /// A duration in both languages: (`1 小时 20 分`, `1 h 20 min`). Seconds only under a minute.
@@ -51,9 +54,22 @@ pub fn num(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The display spelling of a canonical (ASCII) unit of docs/schema.md: `ug/m3` → `µg/m³`.
+pub fn display_unit(u: &str) -> &str {
+    match u {
+        "ug/m3" => "µg/m³",
+        "mg/m3" => "mg/m³",
+        "ug/L" => "µg/L",
+        "uS/cm" => "µS/cm",
+        "degC" => "°C",
+        "deg" => "°",
+        other => other,
+    }
+}
+
 fn with_unit(v: f64, unit: Option<&str>) -> String {
     match unit {
-        Some(u) if !u.is_empty() => format!("{} {u}", num(v)),
+        Some(u) if !u.is_empty() => format!("{} {}", num(v), display_unit(u)),
         _ => num(v),
     }
 }
@@ -254,10 +270,16 @@ mod tests {
             duration_text(4800),
             ("1 小时 20 分".into(), "1 h 20 min".into())
         );
-        assert_eq!(duration_text(90_000), ("1 天 1 小时".into(), "1 d 1 h".into()));
+        assert_eq!(
+            duration_text(90_000),
+            ("1 天 1 小时".into(), "1 d 1 h".into())
+        );
         assert_eq!(num(112.0), "112");
         assert_eq!(num(0.35), "0.35");
         assert_eq!(num(1.23456), "1.235");
+        assert_eq!(with_unit(35.0, Some("ug/m3")), "35 µg/m³");
+        assert_eq!(with_unit(7.5, Some("mg/L")), "7.5 mg/L");
+        assert_eq!(with_unit(80.0, Some("")), "80");
     }
 
     #[test]

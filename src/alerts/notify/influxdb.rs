@@ -44,10 +44,7 @@ pub fn alert_point(e: &AlertEvent, n: &Notification) -> Point {
     if e.status == Status::Resolved {
         let ends = e.ends_at.map(|t| t.timestamp()).unwrap_or(starts);
         fields.push(("ends_at".into(), FieldValue::I64(ends)));
-        fields.push((
-            "duration_s".into(),
-            FieldValue::I64((ends - starts).max(0)),
-        ));
+        fields.push(("duration_s".into(), FieldValue::I64((ends - starts).max(0))));
         time = ends;
     }
     fields.push(("flapping".into(), FieldValue::Bool(e.flapping)));

@@ -246,11 +246,8 @@ impl Notifiers {
         let metrics = NotifyMetrics::register(&ctx.metrics);
         for (index, c) in configs.iter().enumerate() {
             let name = c.name(index);
-            let cfg_err = |(key, reason): (String, String)| NotifyError::Config {
-                index,
-                key,
-                reason,
-            };
+            let cfg_err =
+                |(key, reason): (String, String)| NotifyError::Config { index, key, reason };
             let secrets = c
                 .resolve_secrets_with(&|v| std::env::var(v).ok())
                 .map_err(cfg_err)?;
@@ -260,7 +257,9 @@ impl Notifiers {
             };
             let endpoint = c.endpoint();
             let url = match &endpoint {
-                Some(u) => Some(reqwest::Url::parse(u).map_err(|e| cfg_err(("url".into(), e.to_string())))?),
+                Some(u) => Some(
+                    reqwest::Url::parse(u).map_err(|e| cfg_err(("url".into(), e.to_string())))?,
+                ),
                 None => None,
             };
             let host = endpoint
@@ -286,7 +285,10 @@ impl Notifiers {
                 stop: stop.clone(),
                 capacity: c.queue_capacity,
             };
-            let need_url = || url.clone().ok_or_else(|| cfg_err(("url".into(), "is required".into())));
+            let need_url = || {
+                url.clone()
+                    .ok_or_else(|| cfg_err(("url".into(), "is required".into())))
+            };
             let task: Task = match c.kind {
                 NotifierKind::Webhook => Box::pin(queue::run_sequential(
                     webhook::Webhook {
@@ -333,9 +335,9 @@ impl Notifiers {
                 NotifierKind::Wecom | NotifierKind::Dingtalk => {
                     let robot = if c.kind == NotifierKind::Wecom {
                         robot::Robot::Wecom {
-                            key: secrets.key.ok_or_else(|| {
-                                cfg_err(("key".into(), "is required".into()))
-                            })?,
+                            key: secrets
+                                .key
+                                .ok_or_else(|| cfg_err(("key".into(), "is required".into())))?,
                         }
                     } else {
                         robot::Robot::Dingtalk {

@@ -225,7 +225,10 @@ pub(crate) async fn run_robot(r: RobotWorker, mut rx: mpsc::Receiver<Item>, w: W
             continue;
         }
         let now = Instant::now();
-        while sends.front().is_some_and(|t| now.duration_since(*t) >= r.window) {
+        while sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= r.window)
+        {
             sends.pop_front();
         }
         let mut wake = retry_at.filter(|t| *t > now);
