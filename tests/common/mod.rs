@@ -6,6 +6,8 @@
 //! * [`Mosquitto`]: Debian's `mosquitto` 2.0 (`/usr/sbin/mosquitto`).
 //! * [`Influx1`]: Debian's `influxdb` 1.6 (`influxd run -config …`), v1 API.
 //! * [`Prometheus`]: Debian's `prometheus` 2.42, scraping an envmon (dashboards' PromQL).
+//! * [`Alertmanager`]: Debian's `prometheus-alertmanager` 0.25, routing to a test webhook.
+//! * [`Receiver`]: a local HTTP receiver standing in for the robots / webhooks.
 //! * [`VictoriaMetrics`]: Debian's `victoria-metrics` 1.79, which accepts the
 //!   InfluxDB v2 write API (`/api/v2/write`); read back with `/api/v1/export`.
 //!
@@ -27,21 +29,25 @@
 //! pdeathsig) and give each test its own servers: they start in well under a second.
 //!
 //! Environment knobs: `ENVMON_TEST_MOSQUITTO`, `ENVMON_TEST_INFLUXD`,
-//! `ENVMON_TEST_VICTORIA_METRICS` (binary paths), `ENVMON_TEST_KEEP_DIRS=1` (keep
+//! `ENVMON_TEST_VICTORIA_METRICS`, `ENVMON_TEST_ALERTMANAGER` (binary paths), `ENVMON_TEST_KEEP_DIRS=1` (keep
 //! the temp dirs for a post-mortem), `ENVMON_TEST_NO_PDEATHSIG=1`.
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod alertmanager;
 pub mod envmon;
 pub mod http;
 pub mod influx;
 pub mod mosquitto;
 pub mod process;
 pub mod prometheus;
+pub mod receiver;
 pub mod victoria;
 
+pub use alertmanager::Alertmanager;
 pub use influx::Influx1;
 pub use mosquitto::{Mosquitto, MosquittoOpts};
 pub use process::{free_port, is_root, wait_until};
 pub use prometheus::Prometheus;
+pub use receiver::{Receiver, Reply};
 pub use victoria::{VictoriaMetrics, VmOpts};
