@@ -192,6 +192,15 @@ pub struct InfluxSettings {
 #[serde(deny_unknown_fields)]
 pub struct StationsSettings {
     pub file: PathBuf,
+    /// A station is `silent` once nothing arrived from it for `expected_interval_s ×
+    /// silent_factor` (see `stations`). 2.5 tolerates one missed report plus the publish
+    /// delay of the next one before the station is called silent.
+    #[serde(default = "default_silent_factor")]
+    pub silent_factor: f64,
+}
+
+fn default_silent_factor() -> f64 {
+    2.5
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -585,6 +594,13 @@ impl Settings {
         }
         if self.pipeline.channel_capacity == 0 {
             return Err(invalid("pipeline.channel_capacity", "must be at least 1"));
+        }
+        let f = self.stations.silent_factor;
+        if !f.is_finite() || !(1.0..=1000.0).contains(&f) {
+            return Err(invalid(
+                "stations.silent_factor",
+                format!("{f} must be a number from 1 to 1000"),
+            ));
         }
         Ok(())
     }
