@@ -75,11 +75,12 @@ pub fn router(state: ApiState, extra: Vec<Router>) -> Router {
     })
 }
 
-/// Sum of every sample line of a metric family in Prometheus text.
-fn family_sum(text: &str, name: &str) -> f64 {
+/// Sum of every sample line of a counter family in Prometheus text.
+fn family_sum(text: &str, name: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v.max(0.0) as u64)
         .sum()
 }
 
