@@ -278,7 +278,10 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         ),
     };
     println!("envmon demo — 环境监测演示 / environmental monitoring demo");
-    println!("  status page  http://{}/   状态页 / open in a browser", args.http);
+    println!(
+        "  status page  http://{}/   状态页 / open in a browser",
+        args.http
+    );
     println!("  broker    {} (embedded rumqttd)", broker.url());
     println!(
         "  stations  {} from {}",

@@ -344,11 +344,23 @@ impl Pipeline {
         );
         self.metrics.count_deadletter(reason);
         if self.station_updates.is_some() {
+            // The station the record is about: named by the decoder, else the `station` tag of
+            // a line InfluxDB refused, else the last topic level when it is a registry station
+            // (`env/<format>/<id>`; an undecodable payload names nothing itself).
             let from_line = || match reason {
                 "rejected by influxdb" => line_station(payload),
                 _ => None,
             };
-            if let Some(st) = station.map(str::to_string).or_else(from_line) {
+            let from_topic = || {
+                let last = origin.rsplit('/').next()?;
+                let topic = !origin.starts_with("hj212/tcp/");
+                (topic && self.registry.get(last).is_some()).then(|| last.to_string())
+            };
+            let st = station
+                .map(str::to_string)
+                .or_else(from_line)
+                .or_else(from_topic);
+            if let Some(st) = st {
                 self.deadletter_stations.push(st);
             }
         }

@@ -114,7 +114,10 @@ fn stations_turn_silent_after_their_cadence_and_dead_letters_are_counted_per_sta
     assert_eq!(a0["deadletters"], 0);
     assert!(a0["last_seen"].is_string() && a0["last_reading_time"].is_string());
     let a1 = station(&v, "A001");
-    assert_eq!(a1["last"]["pm25"]["value"], 12.5, "the rejected -5 is not a last value");
+    assert_eq!(
+        a1["last"]["pm25"]["value"], 12.5,
+        "the rejected -5 is not a last value"
+    );
     assert_eq!(a1["deadletters"], 1);
     let a2 = station(&v, "A002");
     assert_eq!(a2["status"], "never");
@@ -172,8 +175,14 @@ fn stations_turn_silent_after_their_cadence_and_dead_letters_are_counted_per_sta
         .collect();
     assert_eq!(ids, ["A000"]);
     assert!(station(&v, "A000")["silent_for_s"].as_i64().unwrap() >= 5);
-    assert_eq!(v["summary"]["total"]["expected"], 4, "summary is unfiltered");
-    assert_eq!(v["summary"]["not_online"][0], "A000", "silent first, then never");
+    assert_eq!(
+        v["summary"]["total"]["expected"], 4,
+        "summary is unfiltered"
+    );
+    assert_eq!(
+        v["summary"]["not_online"][0], "A000",
+        "silent first, then never"
+    );
     let (_, v) = stations(&envmon, "?status=never&kind=air_micro");
     assert_eq!(v["stations"].as_array().unwrap().len(), 1);
     assert_eq!(v["stations"][0]["id"], "M000");
@@ -184,12 +193,18 @@ fn stations_turn_silent_after_their_cadence_and_dead_letters_are_counted_per_sta
     for q in ["?status=asleep", "?kind=air", "?colour=red"] {
         let (code, v) = stations(&envmon, q);
         assert_eq!(code, 400, "{q}: {v}");
-        assert!(v["error"]["zh"].is_string() && v["error"]["en"].is_string(), "{v}");
+        assert!(
+            v["error"]["zh"].is_string() && v["error"]["en"].is_string(),
+            "{v}"
+        );
     }
     let (code, body) = envmon.get("/api/v1/no-such-thing").unwrap();
     assert_eq!(code, 404);
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["error"]["en"].as_str().unwrap().contains("no-such-thing"), "{v}");
+    assert!(
+        v["error"]["en"].as_str().unwrap().contains("no-such-thing"),
+        "{v}"
+    );
 
     // The CLI: a table with bilingual headers, and the JSON.
     let url = format!("http://127.0.0.1:{}", envmon.http_port);
@@ -198,9 +213,16 @@ fn stations_turn_silent_after_their_cadence_and_dead_letters_are_counted_per_sta
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.starts_with("站点 Station"), "{text}");
-    assert!(text.contains("A000") && text.contains("离线 silent"), "{text}");
+    assert!(
+        text.contains("A000") && text.contains("离线 silent"),
+        "{text}"
+    );
     assert!(!text.contains("A001  "), "filtered: {text}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_envmon"))
         .args(["stations", "--url", &url, "--json"])

@@ -51,10 +51,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 fn chromium(url: &str, extra: &[&str]) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
-    let (out, err) = (
-        out_dir.path().join("stdout"),
-        out_dir.path().join("stderr"),
-    );
+    let (out, err) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
     // As root, headless chromium needs --no-sandbox; without the background-networking flags
     // it tries to reach Google's services, which are refused here.
     let child = Command::new(CHROMIUM)
@@ -232,7 +229,10 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
         !html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"),
         "the status page references an external URL"
     );
-    assert!(!html.contains("<link") && !html.contains(" src="), "no external resources");
+    assert!(
+        !html.contains("<link") && !html.contains(" src="),
+        "no external resources"
+    );
 
     let before = api_city_aqi(http).unwrap();
     let url = format!("http://127.0.0.1:{http}/");
@@ -256,7 +256,10 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
         (aqi, cat.clone()) == before || (aqi, cat.clone()) == after,
         "page {aqi} {cat}, API {before:?} / {after:?}"
     );
-    assert!(dom.contains(&format!(">{aqi}</div>")), "the number is visible");
+    assert!(
+        dom.contains(&format!(">{aqi}</div>")),
+        "the number is visible"
+    );
     // One marker per registry station, WJ-A01 (offline from the start) marked `never`.
     let markers = rendered(&dom, "g", "marker");
     assert_eq!(markers.len(), expected_stations, "{markers:?}");
@@ -274,7 +277,9 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
         "listed as not online"
     );
     assert!(
-        dom.contains(&format!("<b id=\"stations-expected\">{expected_stations}</b>")),
+        dom.contains(&format!(
+            "<b id=\"stations-expected\">{expected_stations}</b>"
+        )),
         "stations expected"
     );
     // Water sections: one row per section of the API.

@@ -83,7 +83,10 @@ pub async fn run(args: &StationsArgs) -> Result<String, StationsCliError> {
         });
     }
     if args.json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or(body)));
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or(body)
+        ));
     }
     render_table(&v).ok_or(StationsCliError::BadAnswer {
         url,
@@ -228,7 +231,10 @@ mod tests {
         // Columns line up in display width (Chinese characters count two).
         let col = |l: &str, needle: &str| l[..l.find(needle).unwrap()].width();
         assert_eq!(col(lines[0], "类型"), col(lines[1], "air_national"));
-        assert!(t.contains("air_national       1 /    0 /    1 /    0"), "{t}");
+        assert!(
+            t.contains("air_national       1 /    0 /    1 /    0"),
+            "{t}"
+        );
         assert!(render_table(&serde_json::json!({"x":1})).is_none());
     }
 }

@@ -78,11 +78,21 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<Filter, (&'static str
     Ok(f)
 }
 
-async fn stations(State(s): State<RouteState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn stations(
+    State(s): State<RouteState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let filter = match parse_filter(&q) {
         Ok(f) => f,
         Err((zh, en)) => return error_response(StatusCode::BAD_REQUEST, zh, &en),
     };
     let snap = s.snapshot.borrow().clone();
-    Json(view(&s.registry, &snap, s.silent_factor, Utc::now(), &filter)).into_response()
+    Json(view(
+        &s.registry,
+        &snap,
+        s.silent_factor,
+        Utc::now(),
+        &filter,
+    ))
+    .into_response()
 }

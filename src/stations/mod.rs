@@ -310,8 +310,7 @@ pub fn view(
             Status::Never => never.push(st.id.clone()),
             Status::Online => {}
         }
-        if filter.status.is_some_and(|f| f != status) || filter.kind.is_some_and(|k| k != st.kind)
-        {
+        if filter.status.is_some_and(|f| f != status) || filter.kind.is_some_and(|k| k != st.kind) {
             continue;
         }
         stations.push(StationView {
