@@ -676,6 +676,19 @@ file = "config/stations.toml"
         assert_eq!(s.mqtt.subscriptions[0].qos, 1);
         assert_eq!(s.influxdb.batch_size, 5000);
         assert_eq!(s.http.listen, "127.0.0.1:9090");
+        assert_eq!(s.stations.silent_factor, 2.5);
+    }
+
+    #[test]
+    fn silent_factor_is_checked() {
+        let s = Settings::from_toml_with_env(MIN, env(&[("ENVMON__STATIONS__SILENT_FACTOR", "4")]))
+            .unwrap();
+        assert_eq!(s.stations.silent_factor, 4.0);
+        let e =
+            Settings::from_toml_with_env(MIN, env(&[("ENVMON__STATIONS__SILENT_FACTOR", "0.5")]))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("stations.silent_factor"), "{e}");
     }
 
     #[test]

@@ -520,7 +520,8 @@ impl Pipeline {
 }
 
 /// The `station` tag of a line-protocol line (a line InfluxDB refused names no station
-/// otherwise). Tag values never hold an unescaped ',' or ' ' (line protocol escapes them).
+/// otherwise). Splits on ',' and ' ' without unescaping: a station id holding an escaped comma
+/// would come out cut short (registry ids hold no spaces; commas are not expected either).
 fn line_station(line: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(line).ok()?;
     let head = text.split(' ').next()?;
@@ -532,5 +533,17 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn station_tag_of_a_line() {
+        let l = b"air,station=WJ-A01,kind=air_national,district=Wujiang pm25=35 1800000000\n";
+        assert_eq!(super::line_station(l).as_deref(), Some("WJ-A01"));
+        assert_eq!(super::line_station(b"air,kind=x pm25=1 1"), None);
+        assert_eq!(super::line_station(b"{\"station\":\"A\"}"), None);
+        assert_eq!(super::line_station(&[0xff, 0xfe]), None);
     }
 }
