@@ -394,8 +394,13 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         }
         _ => None,
     };
+    // Wait (bounded) until envmon received everything the broker accepted from the simulator
+    // (on a busy machine the back-fill may still sit in the broker's queue) and acknowledged it.
+    let published = sim_report.as_ref().map(|r| r.messages_acked).unwrap_or(0);
     let drain = Instant::now();
-    while metrics.acks_pending.get() > 0 && drain.elapsed() < Duration::from_secs(10) {
+    while (received(&metrics) < published || metrics.acks_pending.get() > 0)
+        && drain.elapsed() < Duration::from_secs(20)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app_stop.cancel();
