@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -328,4 +330,51 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
     if let Ok(to) = std::env::var("ENVMON_STATUS_SCREENSHOT") {
         std::fs::copy(&shot, &to).unwrap();
     }
+}
+
+/// Without the indicator engines (their routes answer 404) and before any data, the page still
+/// loads without an error: the air and water panels say "not enabled", every station is
+/// `never` (real Mosquitto + InfluxDB + `envmon run`).
+#[test]
+fn status_page_degrades_gracefully_without_engines_and_without_data() {
+    use common::envmon::{stations_toml, Envmon, EnvmonOpts};
+    let broker = common::Mosquitto::start();
+    let influx = common::Influx1::start();
+    influx.create_db("envmon");
+    let mut o = EnvmonOpts::v1(broker.port(), influx.url());
+    o.indicators = false;
+    o.stations = stations_toml(3, 2);
+    let envmon = Envmon::start(&o);
+    let (code, _) = envmon.get("/api/v1/air/aqi?scope=city&id=suzhou").unwrap();
+    assert_eq!(code, 404, "air engine off");
+    let url = format!("http://127.0.0.1:{}/", envmon.http_port);
+    let (dom, err) = chromium(&url, &["--dump-dom", "--virtual-time-budget=6000"]);
+    assert!(
+        attr(&dom, "<body", "data-loaded").is_some_and(|n| n != "0"),
+        "loaded: {}",
+        &dom[..dom.len().min(2000)]
+    );
+    assert!(
+        dom.contains("空气质量引擎未启用 / air engine not enabled"),
+        "city panel"
+    );
+    assert!(
+        dom.contains("水质引擎未启用 / water engine not enabled"),
+        "water panel"
+    );
+    let markers = rendered(&dom, "g", "marker");
+    assert_eq!(markers.len(), 5, "{markers:?}");
+    assert_eq!(dom.matches("data-status=\"never\"").count(), 5);
+    assert_eq!(rendered(&dom, "tr", "not-online").len(), 5);
+    let pat = "id=\"city-aqi\" data-aqi=\"";
+    assert!(
+        !dom.match_indices(pat)
+            .any(|(i, _)| dom[i + pat.len()..].starts_with(|c: char| c.is_ascii_digit())),
+        "no AQI invented"
+    );
+    assert!(
+        dom.contains("<pre id=\"page-errors\"></pre>"),
+        "page errors"
+    );
+    assert!(!err.contains("Uncaught"), "{err}");
 }
