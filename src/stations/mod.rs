@@ -336,7 +336,7 @@ pub fn view(
             deadletters: state.deadletters,
         });
     }
-    silent.sort_by(|a, b| b.0.cmp(&a.0));
+    silent.sort_by_key(|s| std::cmp::Reverse(s.0));
     summary.not_online = silent.into_iter().map(|(_, id)| id).chain(never).collect();
     StationsView {
         generated_at: now,
