@@ -246,6 +246,23 @@ pub async fn run_with(
         influx_tx.clone(),
     );
     let mut routes = Vec::new();
+    // The stations view: fed by the pipeline after each stored batch, read by its route.
+    let (st_tx, st_rx) = mpsc::channel(crate::stations::UPDATE_CHANNEL);
+    let (st_view_tx, st_view_rx) = watch::channel(Arc::new(crate::stations::Snapshot::default()));
+    pipeline.set_station_updates(st_tx);
+    routes.push(crate::stations::http::routes(
+        st_view_rx,
+        registry.clone(),
+        settings.stations.silent_factor,
+    ));
+    let stations_task = tokio::spawn(crate::stations::run(
+        crate::stations::StationsParts {
+            registry: registry.clone(),
+            updates: st_rx,
+            view: st_view_tx,
+        },
+        hard_stop.clone(),
+    ));
     let mut engine_tasks = Vec::new();
     let mut indicator_writer_task = None;
     // Alerts: a sink of stored samples and a tap on the engines' derived points.
@@ -437,6 +454,7 @@ pub async fn run_with(
     for t in engine_tasks {
         let _ = t.await;
     }
+    let _ = stations_task.await;
     if let Some(t) = indicator_writer_task {
         let _ = t.await;
     }

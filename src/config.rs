@@ -194,6 +194,15 @@ pub struct InfluxSettings {
 #[serde(deny_unknown_fields)]
 pub struct StationsSettings {
     pub file: PathBuf,
+    /// A station is `silent` once nothing arrived from it for `expected_interval_s ×
+    /// silent_factor` (see `stations`). 2.5 tolerates one missed report plus the publish
+    /// delay of the next one before the station is called silent.
+    #[serde(default = "default_silent_factor")]
+    pub silent_factor: f64,
+}
+
+fn default_silent_factor() -> f64 {
+    2.5
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -659,6 +668,13 @@ impl Settings {
         if self.pipeline.channel_capacity == 0 {
             return Err(invalid("pipeline.channel_capacity", "must be at least 1"));
         }
+        let f = self.stations.silent_factor;
+        if !f.is_finite() || !(1.0..=1000.0).contains(&f) {
+            return Err(invalid(
+                "stations.silent_factor",
+                format!("{f} must be a number from 1 to 1000"),
+            ));
+        }
         Ok(())
     }
 
@@ -733,6 +749,19 @@ file = "config/stations.toml"
         assert_eq!(s.mqtt.subscriptions[0].qos, 1);
         assert_eq!(s.influxdb.batch_size, 5000);
         assert_eq!(s.http.listen, "127.0.0.1:9090");
+        assert_eq!(s.stations.silent_factor, 2.5);
+    }
+
+    #[test]
+    fn silent_factor_is_checked() {
+        let s = Settings::from_toml_with_env(MIN, env(&[("ENVMON__STATIONS__SILENT_FACTOR", "4")]))
+            .unwrap();
+        assert_eq!(s.stations.silent_factor, 4.0);
+        let e =
+            Settings::from_toml_with_env(MIN, env(&[("ENVMON__STATIONS__SILENT_FACTOR", "0.5")]))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("stations.silent_factor"), "{e}");
     }
 
     #[test]

@@ -210,6 +210,55 @@ async fn city_aqi(http: &str) -> Option<String> {
     Some(format!("{aqi} {zh}"))
 }
 
+/// Stations online / expected by kind, and the first few stations not online, from envmon's own
+/// `GET /api/v1/stations`: ("online national 15/15 … water 17/17", " | not online: …").
+async fn stations_line(http: &str) -> Option<(String, String)> {
+    /// Stations named on the status line; the rest are counted.
+    const NAMED: usize = 3;
+    let url = format!("http://{http}/api/v1/stations");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    let by_kind = v.pointer("/summary/by_kind")?.as_object()?;
+    let mut online = String::from("online");
+    for (kind, short) in [
+        ("air_national", "national"),
+        ("air_provincial", "provincial"),
+        ("air_micro", "micro"),
+        ("water_auto", "water"),
+    ] {
+        if let Some(c) = by_kind.get(kind) {
+            let n = |k: &str| c.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+            online.push_str(&format!(" {short} {}/{}", n("online"), n("expected")));
+        }
+    }
+    let not_online: Vec<&str> = v
+        .pointer("/summary/not_online")?
+        .as_array()?
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    let stations = v.get("stations")?.as_array()?;
+    let named: Vec<String> = not_online
+        .iter()
+        .take(NAMED)
+        .map(|id| {
+            let st = stations.iter().find(|s| s["id"] == *id);
+            let name = st.and_then(|s| s["name"].as_str()).unwrap_or("");
+            let status = st.and_then(|s| s["status"].as_str()).unwrap_or("");
+            format!("{id} {name} ({status})")
+        })
+        .collect();
+    let silent = match not_online.len() {
+        0 => String::new(),
+        n if n > NAMED => format!(" | not online: {} +{} more", named.join(", "), n - NAMED),
+        _ => format!(" | not online: {}", named.join(", ")),
+    };
+    Some((online, silent))
+}
+
 /// Run the demo until `stop` fires or `--duration` passes.
 pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, DemoError> {
     let registry =
@@ -229,6 +278,10 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         ),
     };
     println!("envmon demo — 环境监测演示 / environmental monitoring demo");
+    println!(
+        "  status page  http://{}/   状态页 / open in a browser",
+        args.http
+    );
     println!("  broker    {} (embedded rumqttd)", broker.url());
     println!(
         "  stations  {} from {}",
@@ -313,11 +366,13 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
                 let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64().max(1e-3);
                 last = now;
                 let aqi = city_aqi(&args.http).await.unwrap_or_else(|| "—".into());
+                let (online, silent) = stations_line(&args.http)
+                    .await
+                    .unwrap_or_else(|| ("online —".into(), String::new()));
                 println!(
-                    "[{:>4}s] {:>7.0} msg/s | stations online {:>3} | readings stored {:>8} | city AQI {} | dead-letters {}",
+                    "[{:>4}s] {:>7.0} msg/s | {online} | readings stored {:>8} | city AQI {} | dead-letters {}{silent}",
                     started.elapsed().as_secs(),
                     rate,
-                    metrics.stations_online.get(),
                     written(&metrics),
                     aqi,
                     deadletters(&metrics),
@@ -339,8 +394,13 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         }
         _ => None,
     };
+    // Wait (bounded) until envmon received everything the broker accepted from the simulator
+    // (on a busy machine the back-fill may still sit in the broker's queue) and acknowledged it.
+    let published = sim_report.as_ref().map(|r| r.messages_acked).unwrap_or(0);
     let drain = Instant::now();
-    while metrics.acks_pending.get() > 0 && drain.elapsed() < Duration::from_secs(10) {
+    while (received(&metrics) < published || metrics.acks_pending.get() > 0)
+        && drain.elapsed() < Duration::from_secs(20)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app_stop.cancel();

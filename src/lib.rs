@@ -45,5 +45,6 @@ pub mod pipeline;
 pub mod registry;
 pub mod sim;
 pub mod source;
+pub mod stations;
 pub mod store;
 pub mod telemetry;

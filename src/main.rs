@@ -36,6 +36,8 @@ enum Cmd {
     /// The whole job in one process: embedded broker, simulated stations, pipeline, indicators,
     /// HTTP API; data to ./data (or an InfluxDB). Ctrl-C stops it.
     Demo(Box<envmon::demo::DemoArgs>),
+    /// Stations of a running envmon: online, silent or never reported, last seen, dead-letters.
+    Stations(envmon::stations::cli::StationsArgs),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -143,6 +145,13 @@ fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn stations(args: &envmon::stations::cli::StationsArgs) -> anyhow::Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(envmon::stations::cli::run(args))?)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -187,6 +196,16 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Decode(a) => envmon::decode::cli::main(&a),
+        Cmd::Stations(a) => match stations(&a) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Demo(args) => match demo(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -38,6 +38,7 @@ use crate::model::Sample;
 use crate::normalise;
 use crate::registry::Registry;
 use crate::source::{AckHandle, Envelope, Outcome, Payload};
+use crate::stations::StationUpdate;
 use crate::store::line;
 use crate::store::writer::{WriteFailure, Writer};
 use crate::telemetry::{KindLabel, MeasurementLabel, Metrics, SourceLabel};
@@ -71,6 +72,8 @@ struct Batch {
     acked_msgs: usize,
     samples: Vec<Sample>,
     opened: Option<Instant>,
+    /// Latest arrival per station of the samples in this batch (for the stations view).
+    arrivals: std::collections::HashMap<String, chrono::DateTime<Utc>>,
 }
 
 impl Batch {
@@ -97,6 +100,10 @@ pub struct Pipeline {
     current_received: chrono::DateTime<Utc>,
     /// Arrival time of each station's latest sample (for `envmon_stations_online`).
     last_seen: std::collections::HashMap<String, Instant>,
+    /// The stations view's input (`None`: not wired).
+    station_updates: Option<mpsc::Sender<StationUpdate>>,
+    /// Stations of the dead-letter records written since the last update.
+    deadletter_stations: Vec<String>,
 }
 
 /// Result of [`Pipeline::flush`].
@@ -126,7 +133,14 @@ impl Pipeline {
             batch: Batch::default(),
             last_seen: std::collections::HashMap::new(),
             current_received: Utc::now(),
+            station_updates: None,
+            deadletter_stations: Vec::new(),
         }
+    }
+
+    /// Send a [`StationUpdate`] after every stored batch (blocks like a sink when full).
+    pub fn set_station_updates(&mut self, tx: mpsc::Sender<StationUpdate>) {
+        self.station_updates = Some(tx);
     }
 
     /// Add a sink for stored samples.
@@ -287,6 +301,14 @@ impl Pipeline {
                     self.last_seen.insert(s.station.clone(), now);
                 }
             }
+            if self.station_updates.is_some() {
+                match self.batch.arrivals.get_mut(&s.station) {
+                    Some(t) => *t = (*t).max(env.received),
+                    None => {
+                        self.batch.arrivals.insert(s.station.clone(), env.received);
+                    }
+                }
+            }
         }
         self.batch.samples.extend(samples);
         self.push_msg(env.ack, outcome, env.origin);
@@ -321,6 +343,27 @@ impl Pipeline {
             "rejected: kept in the dead-letter"
         );
         self.metrics.count_deadletter(reason);
+        if self.station_updates.is_some() {
+            // The station the record is about: named by the decoder, else the `station` tag of
+            // a line InfluxDB refused, else the last topic level when it is a registry station
+            // (`env/<format>/<id>`; an undecodable payload names nothing itself).
+            let from_line = || match reason {
+                "rejected by influxdb" => line_station(payload),
+                _ => None,
+            };
+            let from_topic = || {
+                let last = origin.rsplit('/').next()?;
+                let topic = !origin.starts_with("hj212/tcp/");
+                (topic && self.registry.get(last).is_some()).then(|| last.to_string())
+            };
+            let st = station
+                .map(str::to_string)
+                .or_else(from_line)
+                .or_else(from_topic);
+            if let Some(st) = st {
+                self.deadletter_stations.push(st);
+            }
+        }
         let rec = Record::new(origin, station, reason, detail, payload);
         if let Err(e) = self.deadletter.append(&rec) {
             // Without the dead-letter record the payload would be lost if acknowledged: keep
@@ -456,19 +499,51 @@ impl Pipeline {
                 ack.complete(m.outcome);
             }
         }
-        if !self.sinks.is_empty() && !batch.samples.is_empty() {
-            let samples = Arc::new(std::mem::take(&mut batch.samples));
+        let samples = Arc::new(std::mem::take(&mut batch.samples));
+        if !self.sinks.is_empty() && !samples.is_empty() {
             for s in &self.sinks {
                 let _ = s.send(Arc::clone(&samples)).await;
+            }
+        }
+        if let Some(tx) = &self.station_updates {
+            if !samples.is_empty() || !self.deadletter_stations.is_empty() {
+                let u = StationUpdate {
+                    samples,
+                    arrivals: batch.arrivals.drain().collect(),
+                    deadletters: std::mem::take(&mut self.deadletter_stations),
+                };
+                let _ = tx.send(u).await;
             }
         }
         Flushed::Done
     }
 }
 
+/// The `station` tag of a line-protocol line (a line InfluxDB refused names no station
+/// otherwise). Splits on ',' and ' ' without unescaping: a station id holding an escaped comma
+/// would come out cut short (registry ids hold no spaces; commas are not expected either).
+fn line_station(line: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(line).ok()?;
+    let head = text.split(' ').next()?;
+    let v = head.split(',').find_map(|kv| kv.strip_prefix("station="))?;
+    (!v.is_empty()).then(|| v.to_string())
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn station_tag_of_a_line() {
+        let l = b"air,station=WJ-A01,kind=air_national,district=Wujiang pm25=35 1800000000\n";
+        assert_eq!(super::line_station(l).as_deref(), Some("WJ-A01"));
+        assert_eq!(super::line_station(b"air,kind=x pm25=1 1"), None);
+        assert_eq!(super::line_station(b"{\"station\":\"A\"}"), None);
+        assert_eq!(super::line_station(&[0xff, 0xfe]), None);
     }
 }

@@ -6,8 +6,7 @@
 //! Without a configured token the write routes answer 403: closed, never open.
 
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use subtle::ConstantTimeEq as _;
 
 use crate::config::Secret;
@@ -15,14 +14,8 @@ use crate::config::Secret;
 /// Largest request body a write route accepts (a silence is well under 1 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The one error shape of every route: `{"error":{"zh":…,"en":…}}`.
-pub fn error(code: StatusCode, zh: &str, en: &str) -> Response {
-    (
-        code,
-        Json(serde_json::json!({"error": {"zh": zh, "en": en}})),
-    )
-        .into_response()
-}
+/// The one error shape of every route (`{"error":{"zh":…,"en":…}}`).
+pub use super::error_response as error;
 
 /// The configured write token and its name (who, in audit lines).
 #[derive(Clone, Debug)]

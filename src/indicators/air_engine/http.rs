@@ -23,13 +23,7 @@ pub fn routes(view: ViewRx) -> axum::Router {
         .with_state(view)
 }
 
-fn error(code: StatusCode, zh: &str, en: &str) -> Response {
-    (
-        code,
-        Json(serde_json::json!({ "error": format!("{zh} {en}") })),
-    )
-        .into_response()
-}
+use crate::api::error_response as error;
 
 /// A bound: RFC 3339 instant, or a date (start of that day in Asia/Shanghai).
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
