@@ -817,3 +817,20 @@ consecutive = 2
     }
     assert_eq!(ns, vec![(2, Status::Firing), (3, Status::Resolved)]);
 }
+
+#[test]
+fn resync_after_restore_covers_no_data_alerts() {
+    let reg = registry();
+    let mut e = Engine::new(rules(SILENT, &reg), reg.clone(), t0());
+    let fired = e.tick(t0() + Duration::hours(4));
+    assert_eq!(fired.len(), 1);
+    let snap = serde_json::to_string(&e.snapshot(t0() + Duration::hours(4))).unwrap();
+    let mut e2 = Engine::new(rules(SILENT, &reg), reg.clone(), t0() + Duration::hours(5));
+    e2.restore(
+        serde_json::from_str(&snap).unwrap(),
+        t0() + Duration::hours(5),
+    );
+    let rs = e2.resync(t0() + Duration::hours(5));
+    assert_eq!(rs.iter().map(|n| n.alerts.len()).sum::<usize>(), 2);
+    assert!(e2.tick(t0() + Duration::hours(5)).is_empty());
+}

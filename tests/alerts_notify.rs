@@ -111,6 +111,7 @@ fn notif(rule: &str, status: Status, events: Vec<AlertEvent>) -> Arc<Notificatio
         level: Level::Warning,
         status,
         repeat: false,
+        resync: false,
         title_zh: format!("【预警】PM2.5 小时浓度超标（{n} 个站点）"),
         title_en: format!("[Warning] Hourly PM2.5 above limit ({n} stations)"),
         alerts: events,

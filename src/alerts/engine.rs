@@ -1309,6 +1309,7 @@ impl Engine {
                 level: rule.level,
                 status,
                 repeat,
+                resync: false,
                 title_zh: format!("【{}】{szh}{}{count_zh}", rule.level.zh(), rule.name_zh),
                 title_en: format!("[{}] {sen}{}{count_en}", rule.level.en(), rule.name_en),
                 alerts,
@@ -1346,6 +1347,36 @@ impl Engine {
         }
         self.changed |= found;
         found
+    }
+
+    /// The alerts announced as firing, one notification per rule marked `resync` (after a
+    /// restart: for notifiers with state of their own, e.g. Alertmanager's active set).
+    pub fn resync(&self, now: DateTime<Utc>) -> Vec<Notification> {
+        let mut by_rule: BTreeMap<usize, Vec<AlertEvent>> = BTreeMap::new();
+        for ((ri, subject), i) in &self.instances {
+            if i.phase == Phase::Firing && i.announced {
+                by_rule
+                    .entry(*ri)
+                    .or_default()
+                    .push(self.event(*ri, subject, Status::Firing, now));
+            }
+        }
+        by_rule
+            .into_iter()
+            .map(|(ri, alerts)| {
+                let rule = &self.rules.rules[ri];
+                Notification {
+                    rule: rule.id.clone(),
+                    level: rule.level,
+                    status: Status::Firing,
+                    repeat: true,
+                    resync: true,
+                    title_zh: format!("【{}】{}", rule.level.zh(), rule.name_zh),
+                    title_en: format!("[{}] {}", rule.level.en(), rule.name_en),
+                    alerts,
+                }
+            })
+            .collect()
     }
 
     pub fn silences(&self) -> &[Silence] {

@@ -162,6 +162,11 @@ pub struct Notification {
     /// A repeat of an alert already announced (re-notify interval while firing).
     #[serde(default)]
     pub repeat: bool,
+    /// Not news: the alerts still firing when envmon (re)started, handed over so notifiers that
+    /// keep state of their own (Alertmanager's active set) know them again. Only such
+    /// notifiers receive it; people are never messaged twice.
+    #[serde(default)]
+    pub resync: bool,
     /// Title lines, e.g. `【预警】PM2.5 小时浓度超标（6 个站点）` / `[Warning] Hourly PM2.5 above limit (6 stations)`.
     pub title_zh: String,
     pub title_en: String,

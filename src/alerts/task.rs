@@ -214,6 +214,14 @@ pub async fn run(parts: AlertParts, stop: CancellationToken) {
             dropped_for_removed_rules = dropped,
             "alert state restored"
         );
+        // Alertmanager keeps its own set of active alerts, lost when envmon restarted: hand
+        // it what still fires (people are not messaged again; see Notification::resync).
+        let resync = engine.resync(start);
+        let firing: usize = resync.iter().map(|n| n.alerts.len()).sum();
+        for n in resync {
+            notifiers.dispatch(Arc::new(n));
+        }
+        tracing::info!(firing, "still-firing alerts handed to stateful notifiers");
     }
     let mut history = Arc::new(engine.history().iter().cloned().collect::<Vec<_>>());
     let mut hist_len = engine.history().len();

@@ -180,6 +180,9 @@ struct Handle {
 
 impl Handle {
     fn wants(&self, n: &Notification) -> bool {
+        if n.resync && self.kind != NotifierKind::Alertmanager {
+            return false;
+        }
         if n.level < self.min_level {
             return false;
         }
