@@ -309,6 +309,18 @@ pub async fn run_with(
                 metrics: metrics.clone(),
                 tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
                 notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
+                // "苏州市 Suzhou" → (苏州市, Suzhou)
+                area_names: settings
+                    .indicators
+                    .air
+                    .areas
+                    .iter()
+                    .map(|a| {
+                        let name = a.name.clone().unwrap_or_else(|| a.id.clone());
+                        let (zh, en) = name.split_once(' ').unwrap_or((&name, &name));
+                        (a.id.clone(), zh.to_string(), en.to_string())
+                    })
+                    .collect(),
             },
             hard_stop.clone(),
         )));

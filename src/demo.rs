@@ -79,6 +79,11 @@ pub struct DemoArgs {
     /// demo is faster so that data keeps flowing on screen).
     #[arg(long, default_value = "10s", value_parser = sim::parse_duration)]
     pub micro_period: Duration,
+    /// Alert rules for the demo (short timings so alerts fire and resolve within minutes);
+    /// the demo adds a webhook notifier to its own local sink, which prints every notification.
+    /// Skipped when the file does not exist.
+    #[arg(long, default_value = "config/alerts-demo.toml")]
+    pub alerts: PathBuf,
     /// Seconds between status lines.
     #[arg(long, default_value = "5s", value_parser = sim::parse_duration)]
     pub status_every: Duration,
@@ -97,7 +102,29 @@ pub struct DemoReport {
 
 /// The settings the demo runs envmon with.
 pub fn demo_settings(args: &DemoArgs, broker_port: u16) -> Result<Settings, DemoError> {
+    demo_settings_with(args, broker_port, None)
+}
+
+/// [`demo_settings`] with the generated alert rules file and the write token file, if any.
+pub fn demo_settings_with(
+    args: &DemoArgs,
+    broker_port: u16,
+    alerts: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<Settings, DemoError> {
     let data = args.data_dir.display().to_string();
+    let (alerts_section, token) = match alerts {
+        Some((rules, token)) => (
+            format!(
+                "[alerts]\nfile = {:?}\ntick_ms = 500\n",
+                rules.display().to_string()
+            ),
+            format!(
+                "token_file = {:?}\ntoken_name = \"demo\"\n",
+                token.display().to_string()
+            ),
+        ),
+        None => ("[alerts]\nenabled = false\n".to_string(), String::new()),
+    };
     let sink = match &args.influxdb_url {
         Some(url) => format!(
             "url = {url:?}\napi = \"v1\"\ndatabase = {:?}",
@@ -141,10 +168,12 @@ file = {stations:?}
 dir = {dl:?}
 [http]
 listen = {http:?}
+{token}
 [log]
 level = "warn"
 [indicators]
 state_dir = {state:?}
+{alerts_section}
 "#,
         stations = args.stations.display().to_string(),
         dl = args.data_dir.join("deadletter").display().to_string(),
@@ -259,6 +288,129 @@ async fn stations_line(http: &str) -> Option<(String, String)> {
     Some((online, silent))
 }
 
+/// Notifications the demo's own webhook sink has received.
+#[derive(Debug, Default)]
+pub struct SinkCounts {
+    pub firing: std::sync::atomic::AtomicU64,
+    pub resolved: std::sync::atomic::AtomicU64,
+}
+
+/// The demo's local webhook sink: prints every alert notification (Chinese first, English
+/// beside it) and counts them. Stands in for the duty officer's WeCom/DingTalk group.
+async fn start_alert_sink(
+    counts: std::sync::Arc<SinkCounts>,
+) -> Result<(u16, tokio::task::JoinHandle<()>), DemoError> {
+    use axum::routing::post;
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| DemoError::Settings(format!("alert sink: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| DemoError::Settings(format!("alert sink: {e}")))?
+        .port();
+    let app = axum::Router::new().route(
+        "/demo-hook",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let counts = counts.clone();
+            async move {
+                let v = body.0;
+                let resolved = v["status"] == "resolved";
+                let c = if resolved {
+                    &counts.resolved
+                } else {
+                    &counts.firing
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                println!(
+                    "  {} {} / {}",
+                    if resolved {
+                        "✔ 告警恢复"
+                    } else {
+                        "⚠ 告警"
+                    },
+                    v["title_zh"].as_str().unwrap_or(""),
+                    v["title_en"].as_str().unwrap_or("")
+                );
+                let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+                for a in alerts.iter().take(3) {
+                    println!("      {}", a["message_zh"].as_str().unwrap_or(""));
+                    println!("      {}", a["message_en"].as_str().unwrap_or(""));
+                }
+                if alerts.len() > 3 {
+                    println!("      … 另有 {0} 条 / … and {0} more", alerts.len() - 3);
+                }
+                "ok"
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((port, task))
+}
+
+/// Write the demo's rules (`--alerts` plus a webhook notifier to the local sink) and a fresh
+/// write token into the data directory; None when `--alerts` does not exist.
+fn prepare_alerts(
+    args: &DemoArgs,
+    sink_port: u16,
+) -> Result<Option<(PathBuf, PathBuf)>, DemoError> {
+    let Ok(text) = std::fs::read_to_string(&args.alerts) else {
+        return Ok(None);
+    };
+    let state = args.data_dir.join("state");
+    std::fs::create_dir_all(&state)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", state.display())))?;
+    let rules = state.join("alerts-demo.generated.toml");
+    let body = format!(
+        "# Generated by envmon demo from {}: the rules plus the demo's local webhook sink.\n{text}\n\
+         [[notifier]]\nkind = \"webhook\"\nname = \"demo-sink\"\nurl = \"http://127.0.0.1:{sink_port}/demo-hook\"\n",
+        args.alerts.display()
+    );
+    std::fs::write(&rules, body)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", rules.display())))?;
+    let token = state.join("http-token");
+    let secret: String = {
+        use rand::Rng as _;
+        let mut r = rand::thread_rng();
+        (0..32)
+            .map(|_| format!("{:x}", r.gen_range(0..16u8)))
+            .collect()
+    };
+    write_private(&token, &secret)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", token.display())))?;
+    Ok(Some((rules, token)))
+}
+
+/// Create or replace a file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(path);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)?.write_all(text.as_bytes())
+}
+
+/// `firing N` from envmon's own `GET /api/v1/alerts`.
+async fn alerts_line(http: &str) -> Option<String> {
+    let url = format!("http://{http}/api/v1/alerts");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    let list = v.get("alerts")?.as_array()?;
+    let firing = list.iter().filter(|a| a["state"] == "firing").count();
+    let pending = list.len() - firing;
+    Some(format!("alerts {firing} firing {pending} pending"))
+}
+
 /// Run the demo until `stop` fires or `--duration` passes.
 pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, DemoError> {
     let registry =
@@ -266,7 +418,18 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
     let addr: SocketAddr = ([127, 0, 0, 1], args.broker_port).into();
     let broker = start_embedded(addr, BrokerOptions::default())
         .map_err(|e| DemoError::Broker(e.to_string()))?;
-    let settings = demo_settings(&args, broker.addr().port())?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", args.data_dir.display())))?;
+    let sink_counts = std::sync::Arc::new(SinkCounts::default());
+    let (sink_port, sink_task) = start_alert_sink(sink_counts.clone()).await?;
+    let alert_files = prepare_alerts(&args, sink_port)?;
+    let settings = demo_settings_with(
+        &args,
+        broker.addr().port(),
+        alert_files
+            .as_ref()
+            .map(|(r, t)| (r.as_path(), t.as_path())),
+    )?;
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| DemoError::Settings(format!("{}: {e}", args.data_dir.display())))?;
 
@@ -292,6 +455,15 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
     println!("  dead-letters {}/deadletter", args.data_dir.display());
     println!("  API       http://{}/api/v1/air/aqi?scope=city&id=suzhou   http://{}/api/v1/water/sections", args.http, args.http);
     println!("  metrics   http://{}/metrics", args.http);
+    match &alert_files {
+        Some((_, token)) => println!(
+            "  alerts    http://{}/api/v1/alerts  rules {} → this terminal; silences need the token in {}",
+            args.http,
+            args.alerts.display(),
+            token.display()
+        ),
+        None => println!("  alerts    off ({} not found)", args.alerts.display()),
+    }
     println!(
         "  stop with Ctrl-C{}",
         match args.duration {
@@ -369,8 +541,13 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
                 let (online, silent) = stations_line(&args.http)
                     .await
                     .unwrap_or_else(|| ("online —".into(), String::new()));
+                let alerts = if alert_files.is_some() {
+                    alerts_line(&args.http).await.map(|a| format!(" | {a}")).unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 println!(
-                    "[{:>4}s] {:>7.0} msg/s | {online} | readings stored {:>8} | city AQI {} | dead-letters {}{silent}",
+                    "[{:>4}s] {:>7.0} msg/s | {online} | readings stored {:>8} | city AQI {} | dead-letters {}{alerts}{silent}",
                     started.elapsed().as_secs(),
                     rate,
                     written(&metrics),
@@ -411,6 +588,7 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
     }
     let broker_url = broker.url();
     broker.shutdown();
+    sink_task.abort();
     let report = DemoReport {
         broker: broker_url,
         messages_published: sim_report.map(|r| r.messages_acked).unwrap_or(0),
@@ -426,5 +604,13 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         report.readings_written,
         report.deadletters
     );
+    if alert_files.is_some() {
+        use std::sync::atomic::Ordering;
+        println!(
+            "alerts: {} firing and {} resolved notifications received by the demo sink",
+            sink_counts.firing.load(Ordering::Relaxed),
+            sink_counts.resolved.load(Ordering::Relaxed)
+        );
+    }
     Ok(report)
 }

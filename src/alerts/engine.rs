@@ -332,6 +332,8 @@ pub struct Engine {
     history: VecDeque<AlertEvent>,
     pub counts: EngineCounts,
     changed: bool,
+    /// Operator-facing names of area ids (`suzhou` → 苏州市 / Suzhou).
+    area_names: HashMap<String, (String, String)>,
 }
 
 fn district_zh(d: &str) -> &str {
@@ -479,7 +481,32 @@ impl Engine {
             history: VecDeque::new(),
             counts: EngineCounts::default(),
             changed: false,
+            area_names: HashMap::new(),
         }
+    }
+
+    /// Names for area ids in messages: `(id, Chinese, English)`. District areas (registry
+    /// district lower-cased) are named from the district without this.
+    pub fn set_area_names(&mut self, names: impl IntoIterator<Item = (String, String, String)>) {
+        self.area_names = names
+            .into_iter()
+            .map(|(id, zh, en)| (id, (zh, en)))
+            .collect();
+    }
+
+    fn area_label(&self, id: &str) -> (String, String) {
+        if let Some((zh, en)) = self.area_names.get(id) {
+            return (zh.clone(), en.clone());
+        }
+        if let Some(st) = self
+            .registry
+            .stations()
+            .iter()
+            .find(|s| s.district.eq_ignore_ascii_case(id))
+        {
+            return (district_zh(&st.district).to_string(), st.district.clone());
+        }
+        (id.to_string(), id.to_string())
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -1059,7 +1086,7 @@ impl Engine {
                 format!("{} {}（{}）", district_zh(&s.district), s.name, s.id),
                 format!("{} {} ({})", s.district, s.name_en, s.id),
             ),
-            None => (subject.to_string(), subject.to_string()),
+            None => self.area_label(subject),
         };
         let tag_zh = format!("【{}】", rule.level.zh());
         let tag_en = format!("[{}]", rule.level.en());

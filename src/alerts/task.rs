@@ -62,6 +62,8 @@ pub struct AlertParts {
     pub tick: Duration,
     /// How long shutdown waits for the notifiers to deliver what is queued.
     pub notify_deadline: Duration,
+    /// Area ids with their Chinese and English names, for messages.
+    pub area_names: Vec<(String, String, String)>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -195,10 +197,12 @@ pub async fn run(parts: AlertParts, stop: CancellationToken) {
         metrics,
         tick,
         notify_deadline,
+        area_names,
     } = parts;
     let m = AlertMetrics::new(&metrics);
     let start = Utc::now();
     let mut engine = Engine::new(rules, registry, start);
+    engine.set_area_names(area_names);
     let snap = {
         let d = state_dir.clone();
         tokio::task::spawn_blocking(move || load_snapshot(&d))
