@@ -8,8 +8,8 @@
 # built here: no Docker engine runs on the project's build host).
 
 # ---- build -----------------------------------------------------------------------------------
-# Cargo.toml says rust-version 1.85, but the locked dependencies need 1.89 (uuid 1.29,
-# config 0.15.27, ...); pinned to the toolchain the project is built and tested with.
+# Cargo.toml's rust-version is 1.89 (what the locked dependencies need: uuid 1.29, config
+# 0.15.27, ...); pinned here to the toolchain the project is built and tested with.
 # Debian 12 like the runtime, so glibc matches.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
