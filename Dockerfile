@@ -33,7 +33,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/envmon /usr/local/bin/envmon
 COPY --from=busybox /bin/busybox /busybox/busybox
 COPY deploy/container/envmon.toml /etc/envmon/envmon.toml
-COPY config/stations.toml config/targets.toml /etc/envmon/
+COPY config/stations.toml config/targets.toml config/alerts.toml /etc/envmon/
 # The only writable path: dead-letter files and indicator state (mount a volume here).
 COPY --from=build --chown=65532:65532 /out/state /var/lib/envmon
 USER 65532:65532
