@@ -35,7 +35,7 @@ fn rules(n: usize, reg: &Registry) -> RuleSet {
     let mut s = String::from("[defaults]\ngroup_wait = \"30s\"\n");
     for i in 0..n {
         let p = PARAMS[i % PARAMS.len()];
-        // Thresholds spread so that some rules fire for some stations and most do not.
+        // Thresholds 50…249 µg/m³, spread so that some rules fire for some stations.
         let v = 50 + (i % 200);
         let _ =
             write!(
@@ -56,7 +56,9 @@ fn batch(reg: &Registry, n_msgs: usize, round: usize, t: DateTime<Utc>) -> Vec<S
     for m in 0..n_msgs {
         let st = &stations[(round * n_msgs + m) % stations.len()];
         for (k, p) in PARAMS.iter().take(5).enumerate() {
-            let v = ((m * 37 + k * 11 + round * 7) % 260) as f64;
+            // Mostly below the thresholds (50…249): some rules fire at some stations, as in a
+            // city on a bad day, not every rule everywhere.
+            let v = ((m * 37 + k * 11 + round * 7) % 70) as f64;
             out.push(Sample {
                 station: st.id.clone(),
                 time: t,

@@ -80,7 +80,7 @@ fn hooks(r: &Receiver, rule: &str) -> Vec<(String, Vec<String>)> {
 fn start_envmon(mq: &Mosquitto, influx: &Influx1, rules: &std::path::Path) -> Envmon {
     let mut o = EnvmonOpts::v1(mq.port(), influx.url());
     o.stations = std::fs::read_to_string("config/stations.toml").unwrap();
-    o.extra = format!("[alerts]\nfile = \"{}\"\ntick_ms = 200\n", rules.display());
+    o.alerts = format!("file = \"{}\"\ntick_ms = 200\n", rules.display());
     Envmon::start(&o)
 }
 

@@ -43,7 +43,7 @@ fn start(token: Option<&str>, rules: &std::path::Path) -> (Mosquitto, Influx1, E
     influx.create_db("envmon");
     let mut o = EnvmonOpts::v1(mq.port(), influx.url());
     o.stations = sample_registry();
-    o.extra = format!("[alerts]\nfile = \"{}\"\ntick_ms = 200\n", rules.display());
+    o.alerts = format!("file = \"{}\"\ntick_ms = 200\n", rules.display());
     if let Some(t) = token {
         o.http_extra = format!("token = \"{t}\"\ntoken_name = \"duty-officer\"\n");
     }

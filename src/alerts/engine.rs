@@ -288,6 +288,7 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 
 struct Queued {
     rule: usize,
+    subject: String,
     status: Status,
     repeat: bool,
     event: AlertEvent,
@@ -328,7 +329,8 @@ pub struct Engine {
     seen: HashMap<String, Seen>,
     started: DateTime<Utc>,
     silences: Vec<Silence>,
-    outbox: Vec<Queued>,
+    /// Notifications waiting for their group_wait, by (instance key, status).
+    outbox: HashMap<(String, Status), Queued>,
     history: VecDeque<AlertEvent>,
     pub counts: EngineCounts,
     changed: bool,
@@ -477,7 +479,7 @@ impl Engine {
             seen: HashMap::new(),
             started: now,
             silences: Vec::new(),
-            outbox: Vec::new(),
+            outbox: HashMap::new(),
             history: VecDeque::new(),
             counts: EngineCounts::default(),
             changed: false,
@@ -798,59 +800,65 @@ impl Engine {
         self.silences
             .retain(|s| s.ends_at > now - Duration::hours(24));
         let window = self.rules.defaults.flap_window.chrono();
-        let keys: Vec<(usize, String)> = self.instances.keys().cloned().collect();
-        for key in keys {
-            let rule = self.rules.rules[key.0].clone();
-            let suppressed = self.suppressed_now(&rule, &key.1, now);
-            let inst = self.instances.get_mut(&key).expect("key from map");
+        // One cheap pass over every instance; only those with something to say are visited
+        // again (suppression is judged for those only).
+        #[derive(Clone, Copy)]
+        enum Due {
+            Resolve,
+            Fire,
+            Repeat,
+        }
+        let mut due: Vec<((usize, String), Due)> = Vec::new();
+        for (key, inst) in self.instances.iter_mut() {
             while inst.transitions.front().is_some_and(|t| now - *t > window) {
                 inst.transitions.pop_front();
             }
             if inst.flapping && inst.transitions.is_empty() {
+                // The episode is over: the checks below say where it ended.
                 inst.flapping = false;
                 self.changed = true;
-                // The episode is over: say where it ended.
-                if inst.phase != Phase::Firing && inst.announced && !inst.queued {
-                    inst.queued = true;
-                    let ev = self.event(key.0, &key.1, Status::Resolved, now);
-                    self.queue(key.0, Status::Resolved, false, ev, now);
-                    continue;
-                }
             }
-            let inst = self.instances.get_mut(&key).expect("key from map");
-            if inst.phase != Phase::Firing && inst.announced && !inst.queued && !inst.flapping {
-                // Resolved, but the resolution was never sent (e.g. a crash in group_wait).
-                inst.queued = true;
-                let ev = self.event(key.0, &key.1, Status::Resolved, now);
-                self.queue(key.0, Status::Resolved, false, ev, now);
+            if inst.queued || inst.flapping {
                 continue;
             }
-            let inst = self.instances.get_mut(&key).expect("key from map");
-            if inst.phase == Phase::Firing
-                && !inst.announced
-                && !inst.queued
-                && !inst.flapping
-                && !suppressed
-            {
-                inst.queued = true;
-                let ev = self.event(key.0, &key.1, Status::Firing, now);
-                self.queue(key.0, Status::Firing, false, ev, now);
-                continue;
-            }
-            let inst = self.instances.get_mut(&key).expect("key from map");
-            if inst.phase == Phase::Firing
-                && inst.announced
-                && !inst.queued
-                && !suppressed
+            let rule = &self.rules.rules[key.0];
+            let d = if inst.phase != Phase::Firing && inst.announced {
+                // Resolved, but the resolution was never sent (flapping ended, a crash in
+                // group_wait).
+                Some(Due::Resolve)
+            } else if inst.phase == Phase::Firing && !inst.announced {
+                Some(Due::Fire)
+            } else if inst.phase == Phase::Firing
                 && rule.repeat_interval > Duration::zero()
                 && inst
                     .last_notified
                     .is_some_and(|t| now - t >= rule.repeat_interval)
             {
-                inst.queued = true;
-                let ev = self.event(key.0, &key.1, Status::Firing, now);
-                self.queue(key.0, Status::Firing, true, ev, now);
+                Some(Due::Repeat)
+            } else {
+                None
+            };
+            if let Some(d) = d {
+                due.push((key.clone(), d));
             }
+        }
+        for (key, d) in due {
+            let (status, repeat) = match d {
+                Due::Resolve => (Status::Resolved, false),
+                Due::Fire => (Status::Firing, false),
+                Due::Repeat => (Status::Firing, true),
+            };
+            if status == Status::Firing {
+                let rule = self.rules.rules[key.0].clone();
+                if self.suppressed_now(&rule, &key.1, now) {
+                    continue;
+                }
+            }
+            if let Some(inst) = self.instances.get_mut(&key) {
+                inst.queued = true;
+            }
+            let ev = self.event(key.0, &key.1, status, now);
+            self.queue(key.0, status, repeat, ev, now);
         }
         // Forget instances with nothing left to say.
         self.instances.retain(|_, i| {
@@ -989,10 +997,8 @@ impl Engine {
                     self.queue(ri, Status::Resolved, false, ev, now);
                 } else {
                     // Never announced (suppressed or still in the outbox): drop its firing.
-                    let k = key.clone();
-                    self.outbox.retain(|q| {
-                        !(q.rule == k.0 && q.event.key == format!("{}/{}", rule.id, k.1))
-                    });
+                    self.outbox
+                        .remove(&(format!("{}/{}", rule.id, subject), Status::Firing));
                     inst.queued = false;
                 }
             }
@@ -1007,15 +1013,27 @@ impl Engine {
         event: AlertEvent,
         now: DateTime<Utc>,
     ) {
-        self.outbox
-            .retain(|q| !(q.event.key == event.key && q.status == status));
-        self.outbox.push(Queued {
-            rule,
-            status,
-            repeat,
-            event,
-            at: now,
-        });
+        let subject = self.instances_subject(rule, &event);
+        self.outbox.insert(
+            (event.key.clone(), status),
+            Queued {
+                rule,
+                subject,
+                status,
+                repeat,
+                event,
+                at: now,
+            },
+        );
+    }
+
+    /// The subject of an event: its station id, else its area.
+    fn instances_subject(&self, _rule: usize, ev: &AlertEvent) -> String {
+        ev.station
+            .as_ref()
+            .map(|s| s.id.clone())
+            .or_else(|| ev.area.clone())
+            .unwrap_or_default()
     }
 
     /// Is a notification for `subject` under `rule` suppressed at `now` (silence or window)?
@@ -1244,7 +1262,7 @@ impl Engine {
     fn flush_inner(&mut self, now: DateTime<Utc>, force: bool) -> Vec<Notification> {
         let mut due: Vec<Queued> = Vec::new();
         let mut groups_due: HashSet<(usize, Status, bool)> = HashSet::new();
-        for q in &self.outbox {
+        for q in self.outbox.values() {
             let rule = &self.rules.rules[q.rule];
             if force || now - q.at >= rule.group_wait {
                 groups_due.insert((q.rule, q.status, q.repeat));
@@ -1253,23 +1271,22 @@ impl Engine {
         if groups_due.is_empty() {
             return Vec::new();
         }
-        let mut keep = Vec::new();
-        for q in self.outbox.drain(..) {
-            if groups_due.contains(&(q.rule, q.status, q.repeat)) {
+        let keys: Vec<(String, Status)> = self
+            .outbox
+            .iter()
+            .filter(|(_, q)| groups_due.contains(&(q.rule, q.status, q.repeat)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(q) = self.outbox.remove(&k) {
                 due.push(q);
-            } else {
-                keep.push(q);
             }
         }
-        self.outbox = keep;
+        // In the order they were queued (then by key): messages list stations stably.
+        due.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.event.key.cmp(&b.event.key)));
         let mut by_group: BTreeMap<(usize, u8, bool), Vec<AlertEvent>> = BTreeMap::new();
         for q in due {
-            let subject = q
-                .event
-                .key
-                .split_once('/')
-                .map(|x| x.1.to_string())
-                .unwrap_or_default();
+            let subject = q.subject.clone();
             let rule = self.rules.rules[q.rule].clone();
             let suppressed = self.suppressed_now(&rule, &subject, now);
             let inst = self.instances.get_mut(&(q.rule, subject.clone()));

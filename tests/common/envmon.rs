@@ -57,6 +57,9 @@ pub struct EnvmonOpts {
     pub indicators: bool,
     /// Extra keys of the `[http]` table (e.g. `token = "…"`).
     pub http_extra: String,
+    /// Body of the `[alerts]` table. Default `enabled = false`: envmon runs from the repository,
+    /// where `config/alerts.toml` (written for the sample registry) would otherwise be loaded.
+    pub alerts: String,
 }
 
 impl EnvmonOpts {
@@ -73,6 +76,7 @@ impl EnvmonOpts {
             batch_age_ms: 200,
             indicators: true,
             http_extra: String::new(),
+            alerts: "enabled = false".into(),
         }
     }
 }
@@ -141,6 +145,8 @@ level = "info,envmon=debug"
 [indicators]
 enabled = {indicators}
 state_dir = "{state}"
+[alerts]
+{alerts}
 {extra}
 "#,
             mqtt_port = o.mqtt_port,
@@ -154,6 +160,7 @@ state_dir = "{state}"
             state = dir.path().join("state").display(),
             extra = o.extra,
             http_extra = o.http_extra,
+            alerts = o.alerts,
             indicators = o.indicators,
         );
         let config_path = dir.path().join("envmon.toml");
