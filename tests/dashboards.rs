@@ -673,6 +673,12 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
     // Prometheus scrapes envmon every second from before the data arrives, so the rates of the
     // "envmon service" panels cover the load.
     let prom = Prometheus::start(envmon.http_port);
+    // Scraping must have begun before the load, or a short load is over before the first
+    // scrapes and every rate over it is 0/0.
+    assert!(
+        prom.wait_series("count_over_time(up[1m]) >= 2", Duration::from_secs(30)),
+        "Prometheus did not start scraping envmon"
+    );
     let now = Utc::now();
     let t0 = Instant::now();
     let msgs = backfill(&broker.url(), Duration::from_secs(2 * 86_400), now);
@@ -694,6 +700,10 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
         "envmon did not take every message:\n{}",
         envmon.log()
     );
+    // The PromQL panels are evaluated at the end of the load (rates over the last minute of
+    // writes), not after the settling below: on a busy machine that can take over a minute,
+    // and a rate over a minute without writes is NaN (the panel would rightly say "no data").
+    let load_done = Utc::now();
     wait_settled(&envmon);
     influx.write("envmon", &alert_lines(now));
     eprintln!(
@@ -804,7 +814,7 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
                                 .replace("$__rate_interval", "1m")
                                 .replace("$__range", &format!("{}s", (to_p - from).num_seconds()))
                                 .replace("$__interval", &interval(from, to_p, None));
-                            let v = prom.query(&q);
+                            let v = prom.query_at(&q, load_done.timestamp_millis() as f64 / 1000.0);
                             ran_prom += 1;
                             let finite = v["data"]["result"].as_array().is_some_and(|r| {
                                 r.iter().any(|x| {

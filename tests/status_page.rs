@@ -289,12 +289,29 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
     let sections = rendered(&dom, "tr", "section");
     assert_eq!(sections.len() as u64, w["count"].as_u64().unwrap());
     // Alerts: "not enabled" exactly when the route does not exist.
-    let (alerts_code, _) = get(http, "/api/v1/alerts").unwrap();
+    let (alerts_code, alerts_body) = get(http, "/api/v1/alerts").unwrap();
+    // (The page's own script holds the marker once; a rendered notice adds a second.)
     assert_eq!(
-        dom.contains("id=\"alerts-off\""),
+        dom.matches("id=\"alerts-off\"").count() > 1,
         alerts_code == 404,
         "alerts route answered {alerts_code}"
     );
+    if alerts_code == 200 {
+        // The demo's rules fire on the back-fill: the panel shows the API's alerts (their
+        // messages appear nowhere else on the page).
+        let v: serde_json::Value = serde_json::from_str(&alerts_body).unwrap();
+        let msgs: Vec<&str> = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["message_zh"].as_str())
+            .collect();
+        assert!(!msgs.is_empty(), "the demo's back-fill fires alerts: {v}");
+        assert!(
+            msgs.iter().any(|m| dom.contains(m)),
+            "no alert of the API rendered; API: {msgs:?}"
+        );
+    }
     // Health from /api/v1/health.
     assert!(dom.contains("运行正常 / ready"), "ready pill");
     // No error: none recorded by the page (window.onerror, unhandled rejections,

@@ -74,7 +74,21 @@ impl Prometheus {
     /// Instant query at the current time: the JSON answer (`status`, `data.result`, or
     /// `error`).
     pub fn query(&self, expr: &str) -> Value {
-        let body = encode_pairs(&[("query", expr)]);
+        self.query_with(expr, None)
+    }
+
+    /// Instant query evaluated at `time` (unix seconds) instead of now.
+    pub fn query_at(&self, expr: &str, time: f64) -> Value {
+        self.query_with(expr, Some(time))
+    }
+
+    fn query_with(&self, expr: &str, time: Option<f64>) -> Value {
+        let t = time.map(|t| format!("{t:.3}"));
+        let mut pairs = vec![("query", expr)];
+        if let Some(t) = &t {
+            pairs.push(("time", t.as_str()));
+        }
+        let body = encode_pairs(&pairs);
         let r = blocking(|| {
             http::post(
                 self.port,
