@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use envmon::decode::{decode, hj212::Hj212Options, DecodeContext, Format};
+use envmon::model::{Flag, StationKind};
 use envmon::registry::{Registry, Station};
 use envmon::sim::{
-    FaultPlan, FormatChoice, MalformedKind, PayloadFormat, SimConfig, SimMessage, Simulator,
+    FaultPlan, FormatChoice, MalformedKind, PayloadFormat, SimConfig, SimMessage, SimReport,
+    Simulator,
 };
 use serde_json::Value;
 
@@ -90,20 +93,16 @@ fn strict_envmon_json(payload: &[u8]) -> Result<(), String> {
 
 #[test]
 fn same_seed_same_bytes_different_seed_different_bytes() {
-    let a = take(
-        cfg("spike,malformed,duplicate,clock_skew,backfill=30m"),
-        3000,
-    );
-    let b = take(
-        cfg("spike,malformed,duplicate,clock_skew,backfill=30m"),
-        3000,
-    );
+    const ALL: &str = "spike,malformed,duplicate,clock_skew,backfill=30m,episode,maintenance";
+    let a = take(cfg(ALL), 3000);
+    let b = take(cfg(ALL), 3000);
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.topic, y.topic);
         assert_eq!(x.payload, y.payload);
     }
-    let mut other = cfg("spike,malformed,duplicate,clock_skew,backfill=30m");
+    assert!(a.iter().any(|m| m.tags.episode) && a.iter().any(|m| m.tags.maintenance));
+    let mut other = cfg(ALL);
     other.seed = 43;
     let c = take(other, 3000);
     let differing = a
@@ -414,4 +413,363 @@ fn hj212_is_a_clear_error_until_wired_and_uses_the_seam_when_it_is() {
         .iter()
         .filter(|m| m.station.starts_with("MS-"))
         .all(|m| m.format == PayloadFormat::Json));
+}
+
+/// Messages of a run keyed by (station, period start, back-filled): the same period of the same
+/// station in two runs of one seed.
+fn by_period(msgs: &[SimMessage]) -> BTreeMap<(String, i64, bool), &SimMessage> {
+    msgs.iter()
+        .filter(|m| !m.tags.duplicate)
+        .map(|m| {
+            (
+                (
+                    m.station.clone(),
+                    m.period_start.timestamp(),
+                    m.tags.backfill,
+                ),
+                m,
+            )
+        })
+        .collect()
+}
+
+/// The on/off rule of the windowed faults, written out independently of the simulator.
+fn on(m: &SimMessage, period_s: i64) -> bool {
+    m.period_start.timestamp().rem_euclid(period_s) < period_s / 2
+}
+
+#[test]
+fn windowed_fault_errors_name_the_item() {
+    for (bad, needle) in [
+        ("episode=1s", "at least 2s"),
+        ("maintenance=0s", "at least 2s"),
+        ("episode=later", "not a duration"),
+        ("maintenance:MS-GS-001/pm25", "only be given for flatline"),
+        ("maintenance:", "empty station list"),
+    ] {
+        let e = bad.parse::<FaultPlan>().unwrap_err();
+        assert_eq!(e.item, bad);
+        let text = e.to_string();
+        assert!(text.contains(&format!("{bad:?}")), "{text}");
+        assert!(text.contains(needle), "{bad}: {text}");
+    }
+    let reg = registry();
+    for (faults, needles) in [
+        (
+            "episode:GS-A01+W-TH01",
+            &["\"episode\"", "W-TH01", "air stations only"][..],
+        ),
+        (
+            "maintenance:NOPE",
+            &["\"maintenance\"", "unknown station \"NOPE\""][..],
+        ),
+    ] {
+        let e = Simulator::new(reg.stations(), cfg(faults))
+            .err()
+            .unwrap()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(n), "{faults}: {e}");
+        }
+    }
+    // `*` means every air station for an episode (water stations are left out, no error).
+    let s = Simulator::new(reg.stations(), cfg("episode:*")).unwrap();
+    for st in s.stations() {
+        let f = s.faults_of(&st.id).unwrap();
+        assert_eq!(f.episode_period_s.is_some(), st.kind.is_air(), "{}", st.id);
+    }
+    // Only water stations: an episode has nowhere to go.
+    let water: Vec<_> = reg
+        .stations()
+        .iter()
+        .filter(|s| s.kind == StationKind::WaterAuto)
+        .cloned()
+        .collect();
+    let e = Simulator::new(&water, cfg("episode")).err().unwrap();
+    assert!(e.to_string().contains("no air station"), "{e}");
+}
+
+#[test]
+fn episode_raises_pm_in_the_on_halves_only() {
+    // A micro-station (every minute), a national station with a 2 h period (hourly data:
+    // alternate hours), and back-filled minutes of the micro-station: its episode shows in the
+    // late data too.
+    // Start in the stagnation of the seed's synoptic cycle (PM2.5 80…130 µg/m³), so the ×4 and
+    // not the 150 µg/m³ floor decides most on-values; the floor is checked exactly too.
+    let faults = "episode:MS-GS-001,episode:GS-A01=2h,backfill:MS-GS-001=30m";
+    let from = start() + Duration::hours(60);
+    let end = from + Duration::hours(6);
+    let at = |f: &str| SimConfig {
+        start: from,
+        ..cfg(f)
+    };
+    let with = until(at(faults), end, 200_000);
+    let without = until(at("backfill:MS-GS-001=30m"), end, 200_000);
+    let mut by_factor = 0;
+    assert_eq!(with.len(), without.len());
+    let base = by_period(&without);
+    let mut on_n: BTreeMap<String, usize> = BTreeMap::new();
+    let mut off_n: BTreeMap<String, usize> = BTreeMap::new();
+    let mut late_on = 0;
+    for m in &with {
+        let b = base
+            .get(&(
+                m.station.clone(),
+                m.period_start.timestamp(),
+                m.tags.backfill,
+            ))
+            .unwrap_or_else(|| {
+                panic!("{} {} not in the fault-free run", m.station, m.period_start)
+            });
+        let period = match m.station.as_str() {
+            "MS-GS-001" => 600,
+            "GS-A01" => 7200,
+            _ => {
+                assert!(!m.tags.episode, "{}", m.station);
+                assert_eq!(m.payload, b.payload, "{} unaffected", m.station);
+                continue;
+            }
+        };
+        if on(m, period) {
+            assert!(m.tags.episode);
+            *on_n.entry(m.station.clone()).or_insert(0) += 1;
+            late_on += usize::from(m.tags.backfill);
+            let (p25, p10) = (reading(m, "pm25"), reading(m, "pm10"));
+            let (b25, b10) = (reading(b, "pm25"), reading(b, "pm10"));
+            assert!(
+                p25 >= 4.0 * b25 && p25 > 115.0,
+                "{} pm25 {p25} vs {b25}",
+                m.station
+            );
+            assert!(
+                p10 >= 3.0 * b10 && p10 > p25,
+                "{} pm10 {p10} vs {b10}",
+                m.station
+            );
+            // Exactly: PM2.5 ×4 but at least 150; PM10 ×3 but at least its coarse part above.
+            assert_eq!(p25, (4.0 * b25).max(150.0).round(), "{}", m.station);
+            assert_eq!(
+                p10,
+                (3.0 * b10).max(p25 + b10 - b25).round(),
+                "{}",
+                m.station
+            );
+            by_factor += usize::from(4.0 * b25 > 150.0);
+            // Nothing else changes.
+            for k in json(m)["readings"].as_object().unwrap().keys() {
+                if k != "pm25" && k != "pm10" {
+                    assert_eq!(reading(m, k), reading(b, k), "{} {k}", m.station);
+                }
+            }
+        } else {
+            assert!(!m.tags.episode);
+            *off_n.entry(m.station.clone()).or_insert(0) += 1;
+            assert_eq!(
+                m.payload, b.payload,
+                "{} off at {}",
+                m.station, m.period_start
+            );
+        }
+    }
+    // 6 h of minutes, 5 on / 5 off; 6 hours alternating.
+    for (id, lo) in [("MS-GS-001", 170), ("GS-A01", 3)] {
+        let (a, b) = (
+            on_n.get(id).copied().unwrap_or(0),
+            off_n.get(id).copied().unwrap_or(0),
+        );
+        assert!(
+            a >= lo && b >= lo && a.abs_diff(b) <= 10,
+            "{id}: on {a}, off {b}"
+        );
+    }
+    assert!(late_on >= 10, "back-filled minutes in episodes: {late_on}");
+    assert!(
+        by_factor >= 100,
+        "only {by_factor} on-values above the floor"
+    );
+}
+
+/// Decode a message with the real decoders (the format it was published in).
+fn decoded(m: &SimMessage, reg: &Registry) -> Vec<envmon::model::Reading> {
+    let opts = Hj212Options::default();
+    let ctx = DecodeContext {
+        registry: Some(reg),
+        now: Utc::now(),
+        vendor: None,
+        hj212: &opts,
+    };
+    let format = match m.format {
+        PayloadFormat::Json => Format::Json,
+        PayloadFormat::Senml => Format::Senml,
+        PayloadFormat::Hj212 => Format::Hj212,
+    };
+    decode(&format, &m.topic, &m.payload, &ctx).unwrap_or_else(|e| {
+        panic!(
+            "{} {:?}: {e}\n{}",
+            m.station,
+            m.format,
+            String::from_utf8_lossy(&m.payload)
+        )
+    })
+}
+
+#[test]
+fn maintenance_flags_m_in_the_on_halves_through_the_real_decoders() {
+    let reg = registry();
+    // HJ 212 (national air, water), envmon JSON (provincial), SenML → JSON (micro-station).
+    let faults = "maintenance:MS-GS-001,maintenance:GS-A01+WJ-A03=2h,maintenance:W-TH01=8h";
+    let mut c = cfg(faults);
+    c.format = FormatChoice::Mixed;
+    let end = start() + Duration::hours(16);
+    let with = until(c, end, 400_000);
+    let mut c = cfg("");
+    c.format = FormatChoice::Mixed;
+    let without = until(c, end, 400_000);
+    let base = by_period(&without);
+    let mut seen: BTreeMap<(String, bool), usize> = BTreeMap::new();
+    for m in &with {
+        let b = base
+            .get(&(m.station.clone(), m.period_start.timestamp(), false))
+            .unwrap();
+        let period = match m.station.as_str() {
+            "MS-GS-001" => 600,
+            "GS-A01" | "WJ-A03" => 7200,
+            "W-TH01" => 8 * 3600,
+            _ => {
+                assert!(!m.tags.maintenance);
+                assert_eq!(
+                    (&m.topic, &m.payload),
+                    (&b.topic, &b.payload),
+                    "{}",
+                    m.station
+                );
+                if m.station.starts_with("MS-WJ") || m.station == "GS-A02" {
+                    assert!(decoded(m, &reg).iter().all(|r| r.flag == Flag::N));
+                }
+                continue;
+            }
+        };
+        let expected = match m.station.as_str() {
+            "GS-A01" | "W-TH01" => PayloadFormat::Hj212,
+            _ => PayloadFormat::Json,
+        };
+        assert_eq!(m.format, expected, "{}", m.station);
+        let rs = decoded(m, &reg);
+        assert_eq!(rs.len(), m.readings);
+        let on = on(m, period);
+        assert_eq!(m.tags.maintenance, on);
+        let want = if on { Flag::M } else { Flag::N };
+        for r in &rs {
+            assert_eq!(
+                r.flag, want,
+                "{} {} at {}",
+                m.station, r.param, m.period_start
+            );
+        }
+        // Values stay plausible: the same as without the fault.
+        let plain = decoded(b, &reg);
+        let value = |rs: &[envmon::model::Reading], p: &str| {
+            rs.iter().find(|r| r.param == p).map(|r| r.value)
+        };
+        for r in &rs {
+            assert_eq!(
+                Some(r.value),
+                value(&plain, &r.param),
+                "{} {}",
+                m.station,
+                r.param
+            );
+        }
+        *seen.entry((m.station.clone(), on)).or_insert(0) += 1;
+    }
+    for id in ["MS-GS-001", "GS-A01", "WJ-A03", "W-TH01"] {
+        for on in [true, false] {
+            assert!(
+                seen.get(&(id.to_string(), on)).copied().unwrap_or(0) >= 1,
+                "{id} never {}: {seen:?}",
+                if on {
+                    "in maintenance"
+                } else {
+                    "out of maintenance"
+                }
+            );
+        }
+    }
+    let micro_on = seen[&("MS-GS-001".to_string(), true)];
+    assert!(micro_on.abs_diff(480) <= 10, "{micro_on}");
+}
+
+#[test]
+fn default_targets_of_windowed_faults_switch_visibly() {
+    let reg = registry();
+    let s = Simulator::new(reg.stations(), cfg("episode,maintenance")).unwrap();
+    let faulty = s.faulty_stations();
+    let ep: Vec<_> = faulty
+        .iter()
+        .filter(|(_, f)| f.episode_period_s == Some(600))
+        .collect();
+    let mt: Vec<_> = faulty
+        .iter()
+        .filter(|(_, f)| f.maintenance_period_s == Some(600))
+        .collect();
+    assert_eq!((ep.len(), mt.len()), (1, 1), "{faulty:?}");
+    // With hourly official data, only micro-stations (every minute) report twice per 10 min.
+    for (id, _) in ep.iter().chain(&mt) {
+        assert_eq!(reg.get(id).unwrap().kind, StationKind::AirMicro, "{id}");
+    }
+    // Nothing reports twice per period: any air station for the episode, never water.
+    let mut c = cfg("episode");
+    c.micro_period_s = 3600;
+    let s = Simulator::new(reg.stations(), c).unwrap();
+    let f = s.faulty_stations();
+    assert_eq!(f.len(), 1);
+    assert!(reg.get(&f[0].0).unwrap().kind.is_air());
+    // Other seeds pick other stations (the seed decides).
+    let picks: std::collections::BTreeSet<String> = (0..8)
+        .map(|seed| {
+            let mut c = cfg("maintenance");
+            c.seed = seed;
+            Simulator::new(reg.stations(), c).unwrap().faulty_stations()[0]
+                .0
+                .clone()
+        })
+        .collect();
+    assert!(picks.len() >= 3, "{picks:?}");
+}
+
+#[test]
+fn report_counts_windowed_faults_and_help_documents_them() {
+    let msgs = until(
+        cfg("episode:MS-GS-001,maintenance:MS-GS-002+GS-A01"),
+        start() + Duration::hours(2),
+        100_000,
+    );
+    let mut r = SimReport::default();
+    for m in &msgs {
+        r.record(m);
+    }
+    let ep = msgs.iter().filter(|m| m.tags.episode).count() as u64;
+    let mt = msgs.iter().filter(|m| m.tags.maintenance).count() as u64;
+    assert!(ep.abs_diff(60) <= 2, "{ep}");
+    // MS-GS-002: 60 of 120 minutes; GS-A01: hourly reports start at t mod 600 = 0, always on.
+    assert!(mt.abs_diff(62) <= 3, "{mt}");
+    assert_eq!((r.faults.episode, r.faults.maintenance), (ep, mt));
+    let text = r.to_string();
+    assert!(
+        text.contains(&format!("episode {ep}, maintenance {mt}")),
+        "{text}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_envmon"))
+        .args(["simulate", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "episode[:IDs][=PERIOD]",
+        "maintenance[:IDs][=PERIOD]",
+        "flagged M",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
 }

@@ -16,8 +16,16 @@ use super::encode::{self, format_for, EncodeError, FormatChoice, Hj212Encoder, P
 use super::faults::{self, FaultParseError, FaultPlan, MalformedKind, StationFaults};
 use super::model::{self, StationModel};
 use super::noise::{hash, hash_str, unit};
-use crate::model::{Interval, Reading, StationKind};
+use crate::model::{Flag, Interval, Reading, StationKind};
 use crate::registry::Station;
+
+/// Pollution episode: PM2.5 ×4 and PM10 ×3 (the demo's "far above the alert threshold"; see
+/// the [`faults`] module doc).
+const EPISODE_PM25_FACTOR: f64 = 4.0;
+const EPISODE_PM10_FACTOR: f64 = 3.0;
+/// PM2.5 during an episode is at least 150 µg/m³: the HJ 633-2012 Table 1 PM2.5 24-hour
+/// breakpoint of IAQI 200, well above 115 µg/m³ (IAQI 150).
+const EPISODE_PM25_FLOOR: f64 = 150.0;
 
 /// Everything that decides the message stream. Same config (and stations) → same bytes.
 #[derive(Debug, Clone)]
@@ -84,6 +92,10 @@ pub struct MsgTags {
     pub backfill: bool,
     /// Its time stamp is skewed.
     pub clock_skew: bool,
+    /// Sent during a pollution episode (PM2.5/PM10 raised).
+    pub episode: bool,
+    /// Sent during a maintenance window (every reading flagged `M`).
+    pub maintenance: bool,
 }
 
 /// One message to publish.
@@ -159,18 +171,24 @@ impl Simulator {
         if cfg.format == FormatChoice::Hj212 && cfg.hj212.is_none() {
             return Err(EncodeError::Hj212NotAvailable.into());
         }
-        let fault_list = faults::resolve(&cfg.faults, stations, cfg.seed)?;
+        let periods: Vec<i64> = stations
+            .iter()
+            .map(|st| {
+                i64::from(match st.kind {
+                    StationKind::AirNational | StationKind::AirProvincial => cfg.air_period_s,
+                    StationKind::AirMicro => cfg.micro_period_s,
+                    StationKind::WaterAuto => cfg.water_period_s,
+                })
+            })
+            .collect();
+        let fault_list = faults::resolve(&cfg.faults, stations, &periods, cfg.seed)?;
         let models = model::build_models(cfg.seed, stations);
         let start = cfg.start.timestamp();
         let mut heap = BinaryHeap::new();
         let mut states = Vec::with_capacity(stations.len());
         for (i, (m, f)) in models.into_iter().zip(fault_list).enumerate() {
             let st = Arc::clone(&m.station);
-            let period_s = i64::from(match st.kind {
-                StationKind::AirNational | StationKind::AirProvincial => cfg.air_period_s,
-                StationKind::AirMicro => cfg.micro_period_s,
-                StationKind::WaterAuto => cfg.water_period_s,
-            });
+            let period_s = periods[i];
             // Stations publish a little after the period ends: up to 2 min (or 40% of short
             // periods), fixed per station.
             let max_delay = (period_s * 2 / 5).clamp(0, 120);
@@ -187,8 +205,13 @@ impl Simulator {
             }
             heap.push(Reverse((period + period_s + delay_s, i, period)));
             let outage = f.backfill_s.map(|w| (start, start + w));
+            let mut format = format_for(cfg.format, &st, cfg.hj212.is_some());
+            if format == PayloadFormat::Senml && f.maintenance_period_s.is_some() {
+                // SenML has no quality flag (docs/formats.md): flag M needs envmon JSON.
+                format = PayloadFormat::Json;
+            }
             states.push(StationState {
-                format: format_for(cfg.format, &st, cfg.hj212.is_some()),
+                format,
                 model: m,
                 faults: f,
                 period_s,
@@ -363,6 +386,28 @@ impl Simulator {
             backfill,
             ..MsgTags::default()
         };
+        // Pollution episode: the air itself is dirtier, so it comes before the sensor faults.
+        if s.faults.episode_on(period) && st.kind.is_air() {
+            let pm25_old = values.iter().find(|v| v.param == "pm25").map(|v| v.value);
+            let mut pm25_new = None;
+            if let Some(v) = values.iter_mut().find(|v| v.param == "pm25") {
+                v.value = model::round_to(
+                    (v.value * EPISODE_PM25_FACTOR).max(EPISODE_PM25_FLOOR),
+                    v.decimals,
+                );
+                pm25_new = Some(v.value);
+                tags.episode = true;
+            }
+            if let Some(v) = values.iter_mut().find(|v| v.param == "pm10") {
+                // Keep PM10 above PM2.5 by at least its coarse part.
+                let coarse = (v.value - pm25_old.unwrap_or(0.0)).max(0.0);
+                let floor = pm25_new.map_or(0.0, |p| p + coarse);
+                v.value = model::round_to((v.value * EPISODE_PM10_FACTOR).max(floor), v.decimals);
+                tags.episode = true;
+            }
+        }
+        let maintenance = s.faults.maintenance_on(period);
+        tags.maintenance = maintenance;
         // Flat-line: the first value seen after the start, forever.
         if !s.faults.flatline.is_empty() {
             let flat_params = s.faults.flatline.clone();
@@ -415,6 +460,9 @@ impl Simulator {
                 let mut r = Reading::new(st.id.clone(), data_time, s.interval, v.param, v.value);
                 if !v.unit.is_empty() {
                     r.unit = Some(v.unit.to_string());
+                }
+                if maintenance {
+                    r.flag = Flag::M;
                 }
                 r
             })

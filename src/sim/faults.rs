@@ -18,9 +18,35 @@
 //! | `duplicate`  | the same message published twice in a row               | fraction (`2%`)          | all stations              |
 //! | `backfill`   | silent from the start for a window, then sends it late  | window (`6h`)            | one station (from seed)   |
 //! | `clock_skew` | time stamps off by an offset                            | signed `+7m`, `-90s` (per station ±3…15 min from seed) | one station (from seed) |
+//! | `episode`    | pollution episode: PM2.5 ×4 (at least 150 µg/m³), PM10 ×3, in the first half of every PERIOD | period (`10m`) | one air station (from seed) |
+//! | `maintenance`| maintenance window: every reading flagged `M` in the first half of every PERIOD | period (`10m`) | one station (from seed) |
 //!
-//! Example: `offline:GS-A01,flatline:WJ-A01/no2,spike=0.5%,malformed,duplicate=5%,backfill=2h,clock_skew:SIP-A01=-12m`.
-//! `clock-skew` and `skew` are accepted for `clock_skew`.
+//! Example: `offline:GS-A01,flatline:WJ-A01/no2,spike=0.5%,malformed,duplicate=5%,backfill=2h,clock_skew:SIP-A01=-12m,episode:MS-GS-001=10m,maintenance:WJ-A01`.
+//! `clock-skew` and `skew` are accepted for `clock_skew`, `pollution` for `episode`, `maint`
+//! for `maintenance`.
+//!
+//! # Windowed faults (`episode`, `maintenance`)
+//!
+//! Both are "on" for the first half of every PERIOD and "off" for the second half, phase aligned
+//! to the data's own time: a report whose period starts at unix time `t` (the true time, before
+//! any clock skew) is "on" when `t mod PERIOD < PERIOD / 2` ([`first_half`]). So back-filled
+//! data shows the windows too, and a live run sees them switch every PERIOD/2. A station that
+//! reports every PERIOD/2 or less slowly shows one state per report: with hourly data and the
+//! default `10m`, every report starts at `t mod 600 = 0` and is "on". That is why the default
+//! target (no TARGETS) is chosen from the seed among the stations that report at least twice
+//! per PERIOD (e.g. micro-stations), and only when there are none among all candidates.
+//!
+//! - **episode** (air stations only; `*` means every air station, a water station named is an
+//!   error): PM2.5 is multiplied by 4 and raised to at least 150 µg/m³, so it is far above
+//!   115 µg/m³, the HJ 633-2012 Table 1 PM2.5 24-hour breakpoint of IAQI 150 (150 µg/m³ is the
+//!   breakpoint of IAQI 200); PM10 is multiplied by 3 and kept at least its coarse part above
+//!   the new PM2.5. Other parameters are untouched.
+//! - **maintenance**: every reading carries the HJ 212-2017 data flag (数据标记) `M`,
+//!   维护期间数据 (data during maintenance); values stay what the model gives. envmon JSON
+//!   carries it as `readings.<param>.flag = "M"`, HJ 212 frames as `<code>-Flag=M`. SenML
+//!   (RFC 8428) has no quality-flag field and envmon's SenML decoder reads none
+//!   (docs/formats.md), so a maintenance station that would publish SenML publishes envmon JSON
+//!   (`<prefix>/json/<id>`) instead, for the whole run, in and out of the windows.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,6 +68,8 @@ pub enum FaultKind {
     Duplicate,
     Backfill,
     ClockSkew,
+    Episode,
+    Maintenance,
 }
 
 impl FaultKind {
@@ -54,6 +82,8 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Backfill => "backfill",
             FaultKind::ClockSkew => "clock_skew",
+            FaultKind::Episode => "episode",
+            FaultKind::Maintenance => "maintenance",
         }
     }
 
@@ -62,6 +92,11 @@ impl FaultKind {
             self,
             FaultKind::Spike | FaultKind::Malformed | FaultKind::Duplicate
         )
+    }
+
+    /// On for the first half of every period (`episode`, `maintenance`).
+    fn windowed(self) -> bool {
+        matches!(self, FaultKind::Episode | FaultKind::Maintenance)
     }
 }
 
@@ -147,8 +182,8 @@ pub enum Targets {
 pub struct FaultSpec {
     pub kind: FaultKind,
     pub targets: Targets,
-    /// Rate (spike, malformed, duplicate), window in seconds (backfill) or offset in seconds
-    /// (clock_skew).
+    /// Rate (spike, malformed, duplicate), window in seconds (backfill), offset in seconds
+    /// (clock_skew) or period in seconds (episode, maintenance).
     pub value: Option<f64>,
 }
 
@@ -222,10 +257,12 @@ impl FromStr for FaultPlan {
                 "duplicate" | "duplicates" | "dup" => FaultKind::Duplicate,
                 "backfill" | "back-fill" => FaultKind::Backfill,
                 "clock_skew" | "clock-skew" | "skew" => FaultKind::ClockSkew,
+                "episode" | "pollution" => FaultKind::Episode,
+                "maintenance" | "maint" => FaultKind::Maintenance,
                 other => {
                     return Err(err(format!(
                         "unknown fault kind {other:?} (expected offline, flatline, spike, \
-                         malformed, duplicate, backfill or clock_skew)"
+                         malformed, duplicate, backfill, clock_skew, episode or maintenance)"
                     )))
                 }
             };
@@ -270,6 +307,16 @@ impl FromStr for FaultPlan {
                     }
                     Some(d.as_secs_f64())
                 }
+                (k, Some(v)) if k.windowed() => {
+                    let d = parse_duration(v).map_err(err)?;
+                    if d.as_secs() < 2 {
+                        return Err(err(format!(
+                            "{k} period {v:?} must be at least 2s (on for the first half, \
+                             off for the second)"
+                        )));
+                    }
+                    Some(d.as_secs() as f64)
+                }
                 (_, Some(v)) => {
                     let secs = parse_signed_duration(v).map_err(err)?;
                     if secs.abs() > 86_400.0 {
@@ -307,12 +354,31 @@ pub struct StationFaults {
     pub backfill_s: Option<i64>,
     /// Clock skew in seconds.
     pub skew_s: Option<i64>,
+    /// Pollution episode period in seconds: on in the first half of each (see [`first_half`]).
+    pub episode_period_s: Option<i64>,
+    /// Maintenance-window period in seconds: flag `M` in the first half of each.
+    pub maintenance_period_s: Option<i64>,
 }
 
 impl StationFaults {
     pub fn any(&self) -> bool {
         *self != StationFaults::default()
     }
+
+    /// Is the pollution episode on for the report whose period starts at unix time `t`?
+    pub fn episode_on(&self, t: i64) -> bool {
+        self.episode_period_s.is_some_and(|p| first_half(t, p))
+    }
+
+    /// Is the maintenance window on for the report whose period starts at unix time `t`?
+    pub fn maintenance_on(&self, t: i64) -> bool {
+        self.maintenance_period_s.is_some_and(|p| first_half(t, p))
+    }
+}
+
+/// `t mod period < period / 2` (exact in integers; a period below 1 s is never on).
+pub fn first_half(t: i64, period_s: i64) -> bool {
+    period_s > 0 && 2 * i128::from(t.rem_euclid(period_s)) < i128::from(period_s)
 }
 
 /// Default per-message rates.
@@ -320,6 +386,9 @@ const DEFAULT_SPIKE: f64 = 0.01;
 const DEFAULT_MALFORMED: f64 = 0.02;
 const DEFAULT_DUPLICATE: f64 = 0.02;
 const DEFAULT_BACKFILL_S: f64 = 6.0 * 3600.0;
+/// Default period of `episode` and `maintenance`: on 5 min, off 5 min, so a demo of a few
+/// minutes sees them switch.
+const DEFAULT_WINDOW_PERIOD_S: f64 = 600.0;
 
 fn default_param(kind: StationKind) -> &'static str {
     if kind == StationKind::WaterAuto {
@@ -330,9 +399,14 @@ fn default_param(kind: StationKind) -> &'static str {
 }
 
 /// Resolve the plan against the stations: one [`StationFaults`] per station (same order).
+///
+/// `periods_s[i]` is the reporting period of `stations[i]` in seconds; it decides which
+/// stations can show a windowed fault switching (see the module doc). A missing entry counts
+/// as a period too long to show it.
 pub fn resolve(
     plan: &FaultPlan,
     stations: &[Arc<Station>],
+    periods_s: &[i64],
     seed: u64,
 ) -> Result<Vec<StationFaults>, FaultParseError> {
     let mut out = vec![StationFaults::default(); stations.len()];
@@ -347,20 +421,46 @@ pub fn resolve(
             item: item_name.clone(),
             reason,
         };
+        let window_s = spec.value.unwrap_or(DEFAULT_WINDOW_PERIOD_S).round() as i64;
+        // Stations the kind can apply to at all.
+        let applies = |i: usize| spec.kind != FaultKind::Episode || stations[i].kind.is_air();
         let chosen: Vec<(usize, Option<String>)> = match &spec.targets {
-            Targets::All => (0..stations.len()).map(|i| (i, None)).collect(),
+            Targets::All => (0..stations.len())
+                .filter(|&i| applies(i))
+                .map(|i| (i, None))
+                .collect(),
             Targets::Default if spec.kind.per_message() => {
                 (0..stations.len()).map(|i| (i, None)).collect()
             }
             Targets::Default => {
-                if stations.is_empty() {
+                let mut pool: Vec<usize> = (0..stations.len()).filter(|&i| applies(i)).collect();
+                if spec.kind.windowed() {
+                    // Prefer stations that report at least twice per period: they show the
+                    // fault switching on and off.
+                    let visible: Vec<usize> = pool
+                        .iter()
+                        .copied()
+                        .filter(|&i| periods_s.get(i).is_some_and(|&p| 2 * p <= window_s))
+                        .collect();
+                    if !visible.is_empty() {
+                        pool = visible;
+                    }
+                }
+                if pool.is_empty() {
+                    if spec.kind == FaultKind::Episode && !stations.is_empty() {
+                        return Err(err(
+                            "no air station in the registry (an episode applies to air \
+                             stations only)"
+                                .into(),
+                        ));
+                    }
                     Vec::new()
                 } else {
                     // One station chosen by the seed (and the item's position, so two default
                     // items of different kinds usually pick different stations).
                     let pick = (unit(hash(&[seed, 0xFA17, n as u64, spec.kind as u64]))
-                        * stations.len() as f64) as usize;
-                    vec![(pick.min(stations.len() - 1), None)]
+                        * pool.len() as f64) as usize;
+                    vec![(pool[pick.min(pool.len() - 1)], None)]
                 }
             }
             Targets::Stations(list) => {
@@ -369,6 +469,13 @@ pub fn resolve(
                     let i = *index
                         .get(id.as_str())
                         .ok_or_else(|| err(format!("unknown station {id:?}")))?;
+                    if !applies(i) {
+                        return Err(err(format!(
+                            "station {id} ({}) is not an air station: an episode raises PM2.5 \
+                             and PM10 and applies to air stations only",
+                            stations[i].kind
+                        )));
+                    }
                     if let Some(p) = param {
                         if !super::model::params_of(stations[i].kind).contains(&p.as_str()) {
                             return Err(err(format!(
@@ -412,6 +519,8 @@ pub fn resolve(
                     });
                     f.skew_s = Some(secs.round() as i64);
                 }
+                FaultKind::Episode => f.episode_period_s = Some(window_s),
+                FaultKind::Maintenance => f.maintenance_period_s = Some(window_s),
             }
         }
     }
@@ -450,6 +559,36 @@ mod tests {
         assert_eq!(p.items[6].value, Some(-720.0));
         assert_eq!(p.items[7].value, Some(90.0));
         assert!("".parse::<FaultPlan>().unwrap().is_empty());
+        let w: FaultPlan = "episode,maintenance:WJ-A01+GS-A01=1h,pollution=90s,maint=5m"
+            .parse()
+            .unwrap();
+        let kinds: Vec<FaultKind> = w.items.iter().map(|i| i.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FaultKind::Episode,
+                FaultKind::Maintenance,
+                FaultKind::Episode,
+                FaultKind::Maintenance
+            ]
+        );
+        assert_eq!(w.items[0].value, None);
+        assert_eq!(w.items[1].value, Some(3600.0));
+        assert_eq!(w.items[2].value, Some(90.0));
+        assert_eq!(w.items[3].value, Some(300.0));
+    }
+
+    #[test]
+    fn first_half_of_every_period() {
+        assert!(first_half(0, 600) && first_half(299, 600));
+        assert!(!first_half(300, 600) && !first_half(599, 600));
+        assert!(first_half(600, 600) && first_half(-600, 600));
+        assert!(!first_half(-1, 600), "t mod P is the Euclidean remainder");
+        // Odd periods: remainders 0, 1, 2 of 5 are on (2·r < P, no rounding).
+        assert!(first_half(2, 5) && !first_half(3, 5));
+        assert!(!first_half(0, 0));
+        // No overflow at the ends: i64::MAX = 2^63 - 1 is a multiple of 7, i64::MIN ≡ 6 (mod 7).
+        assert!(first_half(i64::MAX, 7) && !first_half(i64::MIN, 7));
     }
 
     #[test]
@@ -464,6 +603,9 @@ mod tests {
             ("backfill=0s", "at least 1s"),
             ("backfill=forever", "duration"),
             ("clock_skew=+2d", "within"),
+            ("episode=1s", "at least 2s"),
+            ("maintenance=soon", "duration"),
+            ("episode:GS-A01/pm25", "only be given for flatline"),
         ] {
             let e = bad.parse::<FaultPlan>().unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");

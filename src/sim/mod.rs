@@ -137,8 +137,18 @@ FAULTS (--faults LIST, comma-separated ITEMs):
                            (default 6h; default one station)
   clock_skew[:IDs][=OFF]   time stamps off by OFF, e.g. +7m or -90s (default +-3..15 min per
                            station from the seed; default one station)
+  episode[:IDs][=PERIOD]   pollution episode: PM2.5 x4 (at least 150 ug/m3, far above 115 =
+                           IAQI 150), PM10 x3, in the first half of every PERIOD (default 10m)
+                           of the data's own time; air stations only (* = every air station)
+  maintenance[:IDs][=PERIOD]
+                           maintenance window: every reading flagged M (HJ 212-2017 data flag
+                           for maintenance) in the first half of every PERIOD (default 10m);
+                           a SenML station publishes envmon JSON instead (SenML has no flag)
+  Without IDs, offline, flatline, backfill, clock_skew, episode and maintenance pick one
+  station from the seed (episode/maintenance: one that reports at least twice per PERIOD,
+  e.g. a micro-station, when there is one).
   RATE is a fraction (0.02) or a percentage (2%).
-  Example: --faults offline:GS-A01,flatline:WJ-A01/no2,spike,malformed=5%,duplicate,backfill=2h,clock_skew
+  Example: --faults offline:GS-A01,flatline:WJ-A01/no2,spike,malformed=5%,duplicate,backfill=2h,clock_skew,episode,maintenance:WJ-A01=20m
 
 DURATIONS: 500ms, 30s, 10m, 2h, 1d, 1h30m.
 

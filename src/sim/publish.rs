@@ -31,6 +31,10 @@ pub struct FaultCounts {
     /// Messages sent late after a back-fill outage.
     pub backfill: u64,
     pub clock_skew: u64,
+    /// Messages sent during a pollution episode (PM2.5/PM10 raised).
+    pub episode: u64,
+    /// Messages sent during a maintenance window (readings flagged `M`).
+    pub maintenance: u64,
     /// Malformed payloads by kind.
     pub malformed: BTreeMap<String, u64>,
 }
@@ -103,6 +107,8 @@ impl SimReport {
         f.duplicate += u64::from(m.tags.duplicate);
         f.backfill += u64::from(m.tags.backfill);
         f.clock_skew += u64::from(m.tags.clock_skew);
+        f.episode += u64::from(m.tags.episode);
+        f.maintenance += u64::from(m.tags.maintenance);
         if let Some(k) = m.tags.malformed {
             *f.malformed.entry(k.as_str().to_string()).or_insert(0) += 1;
         }
@@ -162,13 +168,15 @@ impl fmt::Display for SimReport {
         let fc = &self.faults;
         writeln!(
             f,
-            "  faults: offline (not sent) {}, flatline {}, spike {}, duplicate {}, backfill {}, clock_skew {}, malformed {}{}",
+            "  faults: offline (not sent) {}, flatline {}, spike {}, duplicate {}, backfill {}, clock_skew {}, episode {}, maintenance {}, malformed {}{}",
             fc.offline_suppressed,
             fc.flatline,
             fc.spike,
             fc.duplicate,
             fc.backfill,
             fc.clock_skew,
+            fc.episode,
+            fc.maintenance,
             fc.malformed_total(),
             if fc.malformed.is_empty() {
                 String::new()
@@ -606,6 +614,16 @@ fn describe(f: &StationFaults) -> String {
     }
     if let Some(s) = f.skew_s {
         v.push(format!("clock skew {s:+} s"));
+    }
+    if let Some(p) = f.episode_period_s {
+        v.push(format!(
+            "pollution episode (PM2.5 x4, PM10 x3) in the first half of every {p} s"
+        ));
+    }
+    if let Some(p) = f.maintenance_period_s {
+        v.push(format!(
+            "maintenance (flag M) in the first half of every {p} s"
+        ));
     }
     v.join(", ")
 }
