@@ -81,9 +81,9 @@ fn make_year() -> Vec<Day> {
             15.0
         };
         // PM2.5 short on hours every 37th day; NO2 short every 53rd; O3 short every 31st.
-        let pm25_missing = if doy % 37 == 0 { 5 } else { 0 };
-        let no2_missing = if doy % 53 == 0 { 6 } else { 0 };
-        let o3_missing = if doy % 31 == 0 { 7 } else { 0 };
+        let pm25_missing = if doy.is_multiple_of(37) { 5 } else { 0 };
+        let no2_missing = if doy.is_multiple_of(53) { 6 } else { 0 };
+        let o3_missing = if doy.is_multiple_of(31) { 7 } else { 0 };
         let o3_base = if winter { 40.0 } else { 90.0 };
         out.push(Day {
             date,

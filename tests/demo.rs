@@ -123,3 +123,61 @@ fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
     assert!(text.lines().any(|l| l.starts_with("water,")));
     assert!(text.lines().count() as u64 >= received / 2);
 }
+
+/// The demo's alerts, as the duty officer would see them in the terminal: the simulator's
+/// faults make them fire and resolve within a few minutes (bounded: 200 s of demo).
+#[test]
+fn demo_faults_fire_and_resolve_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_envmon"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "demo",
+            "--duration",
+            "200s",
+            "--status-every",
+            "20s",
+            "--faults",
+            "offline:MS-WJ-001,episode:MS-WJ-002=2m,maintenance:MS-WJ-003=2m",
+            "--http",
+        ])
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // The silent micro-station: one critical, bilingual message naming it.
+    let silent: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("从未上报数据") && l.contains("MS-WJ-001"))
+        .collect();
+    assert_eq!(silent.len(), 1, "{stdout}");
+    assert!(silent[0].contains("【告警】吴江"), "{}", silent[0]);
+    // The episode station fires and resolves (hysteresis: resolves below 250 µg/m³).
+    let lines: Vec<&str> = stdout.lines().collect();
+    let fired = lines
+        .iter()
+        .position(|l| l.contains("MS-WJ-002") && l.contains("浓度") && !l.contains("已恢复"));
+    assert!(fired.is_some(), "episode never fired:\n{stdout}");
+    let resolved = lines
+        .iter()
+        .skip(fired.unwrap())
+        .any(|l| l.contains("MS-WJ-002") && l.contains("已恢复"));
+    assert!(resolved, "episode never resolved:\n{stdout}");
+    // Maintenance-flagged readings never fire (MS-WJ-003's values are ordinary, flagged M).
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("MS-WJ-003") && l.contains("【")),
+        "a maintenance station alerted:\n{stdout}"
+    );
+    let sum = lines
+        .iter()
+        .find(|l| l.starts_with("alerts: "))
+        .expect("alert summary line");
+    assert!(!sum.starts_with("alerts: 0 firing"), "{sum}");
+}

@@ -800,6 +800,7 @@ impl Engine {
         self.silences
             .retain(|s| s.ends_at > now - Duration::hours(24));
         let window = self.rules.defaults.flap_window.chrono();
+        let flap_max = self.rules.defaults.flap_max as usize;
         // One cheap pass over every instance; only those with something to say are visited
         // again (suppression is judged for those only).
         #[derive(Clone, Copy)]
@@ -813,8 +814,9 @@ impl Engine {
             while inst.transitions.front().is_some_and(|t| now - *t > window) {
                 inst.transitions.pop_front();
             }
-            if inst.flapping && inst.transitions.is_empty() {
-                // The episode is over: the checks below say where it ended.
+            // Flapping ends once the window holds at most half the allowed transitions
+            // (hysteresis of the flap detector); the checks below say where it ended.
+            if inst.flapping && inst.transitions.len() <= flap_max / 2 {
                 inst.flapping = false;
                 self.changed = true;
             }
