@@ -22,8 +22,12 @@
 //! - [`store`]: line protocol, batching, InfluxDB v1/v2 writers.
 //! - [`deadletter`]: rejected input, kept on disk with its reason.
 //! - [`source`]: MQTT client and the in-order acknowledgement path.
-//! - [`indicators`]: AQI, validity, water class, TLI.
-//! - [`api`]: HTTP health, readiness and metrics.
+//! - [`indicators`]: AQI, validity, water class, TLI, and the live air and water engines.
+//! - [`alerts`]: alert rules, the alert engine (state machine, suppression, grouping) and its
+//!   notifiers (webhook, WeCom, DingTalk, Alertmanager, InfluxDB).
+//! - [`stations`]: per-station arrival status (online / silent / never) for the API.
+//! - [`api`]: HTTP: status page, health, readiness, metrics, the write-route guard; the
+//!   engines contribute their routes.
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
