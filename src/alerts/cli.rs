@@ -577,7 +577,8 @@ pub fn render(
             }
             Status::Resolved => {
                 let end = e.ends_at.unwrap_or(e.starts_at);
-                let (_, den) = super::rules::human_duration((end - e.starts_at).num_seconds());
+                let (_, den) =
+                    super::notify::format::duration_text((end - e.starts_at).num_seconds());
                 let _ = writeln!(
                     out,
                     "RESOLVED at    {}  {:<10} after {den}",

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::rules::{human_duration, interval_words, param_names, Rule, RuleKind, RuleSet, Verdict};
+use super::notify::format::{display_unit, duration_text};
+use super::rules::{interval_words, param_names, Rule, RuleKind, RuleSet, Verdict};
 use super::{AlertEvent, Level, Notification, StationRef, Status};
 use crate::model::{Flag, Interval, Sample};
 use crate::registry::{Registry, Station};
@@ -315,6 +316,33 @@ impl hashbrown::Equivalent<(usize, String)> for KeyRef<'_> {
     }
 }
 
+type Instances = hashbrown::HashMap<(usize, String), Instance>;
+
+/// The instance of rule `ri` × `subject` that judges `verdict`: the existing one, or a new one
+/// on a breach (an inactive instance has nothing to remember). Looked up without allocating.
+fn instance_for<'a>(
+    instances: &'a mut Instances,
+    ri: usize,
+    rule_id: &str,
+    subject: &str,
+    verdict: Verdict,
+) -> Option<&'a mut Instance> {
+    if !instances.contains_key(&KeyRef(ri, subject)) {
+        if verdict != Verdict::Breach {
+            return None;
+        }
+        instances.insert(
+            (ri, subject.to_string()),
+            Instance {
+                rule: rule_id.to_string(),
+                subject: subject.to_string(),
+                ..Default::default()
+            },
+        );
+    }
+    instances.get_mut(&KeyRef(ri, subject))
+}
+
 /// The engine: rules, registry, instances, outbox.
 pub struct Engine {
     rules: RuleSet,
@@ -325,7 +353,7 @@ pub struct Engine {
     by_measurement: HashMap<String, Vec<usize>>,
     no_data: Vec<usize>,
     /// hashbrown so the hot path can look up `(rule, &str)` without allocating a key.
-    instances: hashbrown::HashMap<(usize, String), Instance>,
+    instances: Instances,
     seen: HashMap<String, Seen>,
     started: DateTime<Utc>,
     silences: Vec<Silence>,
@@ -354,11 +382,6 @@ fn district_zh(d: &str) -> &str {
         "jiashan" => "嘉善",
         _ => d,
     }
-}
-
-/// Canonical unit as people write it: `ug/m3` → `µg/m³`.
-pub fn pretty_unit(u: &str) -> String {
-    u.replace("ug/", "µg/").replace("m3", "m³")
 }
 
 /// A value with as many decimals as its size warrants (no binary noise in messages).
@@ -557,24 +580,10 @@ impl Engine {
                 } else {
                     Verdict::Hold
                 };
-                if verdict != Verdict::Breach && !self.instances.contains_key(&KeyRef(ri, station))
-                {
+                let Some(inst) = instance_for(&mut self.instances, ri, &rule.id, station, verdict)
+                else {
                     continue;
-                }
-                if !self.instances.contains_key(&KeyRef(ri, station)) {
-                    self.instances.insert(
-                        (ri, station.to_string()),
-                        Instance {
-                            rule: rule.id.clone(),
-                            subject: station.to_string(),
-                            ..Default::default()
-                        },
-                    );
-                }
-                let inst = self
-                    .instances
-                    .get_mut(&KeyRef(ri, station))
-                    .expect("inserted above");
+                };
                 if inst.last_time.is_some_and(|lt| *t <= lt) {
                     self.counts.late_ignored += 1;
                     continue;
@@ -596,7 +605,6 @@ impl Engine {
     fn on_sample(&mut self, s: &Sample, now: DateTime<Utc>) {
         let hold = self.rules.defaults.maintenance_hold.chrono();
         let seen = self.seen.entry(s.station.clone()).or_default();
-        let was_silent_any = seen.any;
         seen.any = Some(now);
         seen.params.insert(s.param.clone(), now);
         if seen.data_time.is_none_or(|t| s.time > t) {
@@ -607,7 +615,6 @@ impl Engine {
                 None
             };
         }
-        let _ = was_silent_any;
         // A reading resolves the station's no-data alerts at once (not only at the next tick).
         for k in 0..self.no_data.len() {
             let ri = self.no_data[k];
@@ -663,23 +670,10 @@ impl Engine {
                 }
                 _ => continue,
             };
-            if verdict != Verdict::Breach && !self.instances.contains_key(&KeyRef(ri, &s.station)) {
+            let Some(inst) = instance_for(&mut self.instances, ri, &rule.id, &s.station, verdict)
+            else {
                 continue;
-            }
-            if !self.instances.contains_key(&KeyRef(ri, &s.station)) {
-                self.instances.insert(
-                    (ri, s.station.clone()),
-                    Instance {
-                        rule: rule.id.clone(),
-                        subject: s.station.clone(),
-                        ..Default::default()
-                    },
-                );
-            }
-            let inst = self
-                .instances
-                .get_mut(&KeyRef(ri, &s.station))
-                .expect("inserted above");
+            };
             if inst.last_time.is_some_and(|t| s.time <= t) {
                 // Late or repeated reading: the state machine runs forward in data time.
                 self.counts.late_ignored += 1;
@@ -770,15 +764,10 @@ impl Engine {
                     None => (c.judge(v), c.threshold_for(v)),
                 };
                 let t = DateTime::<Utc>::from_timestamp(p.time, 0).unwrap_or(now);
-                let key = (ri, subject.clone());
-                if verdict != Verdict::Breach && !self.instances.contains_key(&key) {
+                let Some(inst) = instance_for(&mut self.instances, ri, &rule.id, &subject, verdict)
+                else {
                     continue;
-                }
-                let inst = self.instances.entry(key).or_insert_with(|| Instance {
-                    rule: rule.id.clone(),
-                    subject: subject.clone(),
-                    ..Default::default()
-                });
+                };
                 if let Some(last) = inst.last_time {
                     // A re-written point of the same period counts only when its verdict changed;
                     // older periods are history.
@@ -905,15 +894,10 @@ impl Engine {
                 } else {
                     Verdict::Breach
                 };
-                let key = (ri, st.id.clone());
-                if verdict != Verdict::Breach && !self.instances.contains_key(&key) {
+                let Some(inst) = instance_for(&mut self.instances, ri, &rule.id, &st.id, verdict)
+                else {
                     continue;
-                }
-                let inst = self.instances.entry(key).or_insert_with(|| Instance {
-                    rule: rule.id.clone(),
-                    subject: st.id.clone(),
-                    ..Default::default()
-                });
+                };
                 if inst.phase == Phase::Inactive && verdict == Verdict::Breach {
                     // The silence began at the last reading (or at the start, never reported).
                     inst.phase = Phase::Firing;
@@ -1015,7 +999,7 @@ impl Engine {
         event: AlertEvent,
         now: DateTime<Utc>,
     ) {
-        let subject = self.instances_subject(rule, &event);
+        let subject = self.instances_subject(&event);
         self.outbox.insert(
             (event.key.clone(), status),
             Queued {
@@ -1030,7 +1014,7 @@ impl Engine {
     }
 
     /// The subject of an event: its station id, else its area.
-    fn instances_subject(&self, _rule: usize, ev: &AlertEvent) -> String {
+    fn instances_subject(&self, ev: &AlertEvent) -> String {
         ev.station
             .as_ref()
             .map(|s| s.id.clone())
@@ -1115,7 +1099,7 @@ impl Engine {
         } else {
             ("", "")
         };
-        let u = unit.as_deref().map(pretty_unit).unwrap_or_default();
+        let u = unit.as_deref().map(display_unit).unwrap_or_default();
         // Water classes read as classes (Ⅳ类), not numbers.
         let as_class = rule.field.as_deref() == Some("class_num");
         let show = |v: f64| {
@@ -1140,7 +1124,7 @@ impl Engine {
                     _ => ("超出范围", "outside the range"),
                 };
                 let span = dur_end - since + interval_len(rule.interval);
-                let (dzh, den) = human_duration(span.num_seconds());
+                let (dzh, den) = duration_text(span.num_seconds());
                 match status {
                     Status::Firing => (
                         format!("{tag_zh}{who_zh} {pzh} {izh}浓度 {vs} {u} {ozh} {ts}（持续 {dzh}）"),
@@ -1164,7 +1148,7 @@ impl Engine {
                     .unwrap_or_else(|| ("".into(), " ".into()));
                 let never = self.seen.get(subject).is_none_or(|s| s.any.is_none());
                 let silent_s = (now - last.unwrap_or(now)).num_seconds();
-                let (dzh, den) = human_duration(silent_s);
+                let (dzh, den) = duration_text(silent_s);
                 match status {
                     Status::Firing if never => (
                         format!("{tag_zh}{who_zh}{pzh}从未上报数据（已等待 {dzh}）"),

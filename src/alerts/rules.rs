@@ -62,34 +62,6 @@ impl Serialize for Dur {
     }
 }
 
-/// Human form of a duration for messages: `1 小时 30 分` / `1 h 30 min`.
-pub fn human_duration(secs: i64) -> (String, String) {
-    let secs = secs.max(0);
-    let d = secs / 86_400;
-    let h = (secs % 86_400) / 3600;
-    let m = (secs % 3600) / 60;
-    let s = secs % 60;
-    let mut zh = String::new();
-    let mut en = Vec::new();
-    if d > 0 {
-        zh.push_str(&format!("{d} 天"));
-        en.push(format!("{d} d"));
-    }
-    if h > 0 {
-        zh.push_str(&format!("{}{h} 小时", if zh.is_empty() { "" } else { " " }));
-        en.push(format!("{h} h"));
-    }
-    if m > 0 && d == 0 {
-        zh.push_str(&format!("{}{m} 分钟", if zh.is_empty() { "" } else { " " }));
-        en.push(format!("{m} min"));
-    }
-    if zh.is_empty() {
-        zh = format!("{s} 秒");
-        en.push(format!("{s} s"));
-    }
-    (zh, en.join(" "))
-}
-
 /// The rule kinds of issue 14.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
