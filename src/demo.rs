@@ -61,7 +61,9 @@ pub struct DemoArgs {
     #[arg(long, default_value = "envmon")]
     pub influxdb_database: String,
     /// Simulated past published first, as fast as the pipeline takes it, so indicators have data.
-    #[arg(long, default_value = "3h", value_parser = sim::parse_duration)]
+    /// Default 5 h: longer than the water stations' 4-hour cadence, so every kind of station
+    /// has data whatever the time of day (3 h missed the water reports at some hours).
+    #[arg(long, default_value = "5h", value_parser = sim::parse_duration)]
     pub backfill: Duration,
     /// Messages per second in total (compresses simulated time); real time when absent.
     #[arg(long)]
