@@ -296,6 +296,7 @@ fn samples_of(series: &[Series], rule: &Rule, registry: &Registry) -> Vec<Sample
                     min: None,
                     max: None,
                     cou: None,
+                    measurement: crate::normalise::measurement_for(meta.as_deref(), p),
                     meta: meta.clone(),
                 });
             }
@@ -514,6 +515,10 @@ pub async fn backtest(args: &BacktestArgs) -> Result<String, AlertCliError> {
                             min: None,
                             max: None,
                             cou: None,
+                            measurement: crate::normalise::measurement_for(
+                                registry.get(station).map(|s| &**s),
+                                "",
+                            ),
                             meta: registry.get(station).cloned(),
                         });
                     }
