@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-pub use crate::model::{Station, WaterClass};
 use crate::model::{BodyType, StationKind};
+pub use crate::model::{Station, WaterClass};
 
 /// Errors reading or validating the registry; each names the offending key path.
 #[derive(Debug, thiserror::Error)]

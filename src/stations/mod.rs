@@ -21,7 +21,6 @@
 //! time at envmon (MQTT receipt or HJ 212 frame), not the reading's own time, so a station whose
 //! logger back-fills old hours still counts as heard from.
 
-pub mod cli;
 pub mod http;
 
 use std::collections::{BTreeMap, HashMap};
