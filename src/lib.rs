@@ -31,6 +31,7 @@
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
+//! - [`backoff`]: the one retry delay (capped exponential, jittered).
 //! - [`cli`]: the operator commands (`envmon decode`, `alerts`, `stations`).
 //! - [`standards`]: the standards' calculations as pure functions.
 //!
@@ -43,6 +44,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backoff;
 #[cfg(feature = "demo")]
 pub mod broker;
 pub mod cli;
