@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::indicators::aqi::decimal::{ceil_div, Dec};
+use crate::num::{ceil_div, Dec};
 use crate::indicators::aqi::tables::GOOD_DAY_MAX_AQI;
 use crate::indicators::aqi::validity::{annual_completeness, Completeness, ValidityRules};
 use crate::registry::WaterClass;
