@@ -411,6 +411,69 @@ pub fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     }
 }
 
+/// Weighted arithmetic mean `Σ v·w / Σ w` (weights: minutes, counts), exact in decimal like
+/// [`mean`], at most [`MAX_SIG`] significant digits. `None` when the weights sum to 0.
+pub fn weighted_mean(values: impl IntoIterator<Item = (f64, u64)>) -> Option<f64> {
+    let mut sum = Dec::ZERO;
+    let (mut fsum, mut fw) = (0.0, 0.0);
+    let mut w: u64 = 0;
+    let mut exact = true;
+    for (v, k) in values {
+        w = w.saturating_add(k);
+        fsum += v * k as f64;
+        fw += k as f64;
+        if exact {
+            let k = i64::try_from(k).unwrap_or(i64::MAX);
+            match Dec::from_f64(v).and_then(|d| sum.checked_add(d.checked_mul(Dec::from_int(k))?)) {
+                Some(s) => sum = s,
+                None => exact = false,
+            }
+        }
+    }
+    if w == 0 {
+        return None;
+    }
+    if !fsum.is_finite() {
+        return Some(fsum);
+    }
+    match exact.then(|| sum.div_int_round_sig(w, MAX_SIG)).flatten() {
+        Some(d) => Some(d.to_f64()),
+        None => Some(stored(fsum / fw)),
+    }
+}
+
+/// `a − b` computed exactly in decimal, at most [`MAX_SIG`] significant digits
+/// (0.25 − 0.05 = 0.2). `None` when either is not finite.
+pub fn diff(a: f64, b: f64) -> Option<f64> {
+    let d = Dec::from_f64(a)?.checked_add(Dec::from_f64(-b)?)?;
+    Some(d.round_sig(MAX_SIG).to_f64())
+}
+
+/// `num / den` computed exactly in decimal and rounded to [`MAX_SIG`] significant digits
+/// ((0.25 − 0.05) / 0.05 = 4, where `f64` gives 3.9999999999999996). `None` when `den` is 0 or
+/// either is not finite.
+pub fn ratio(num: f64, den: f64) -> Option<f64> {
+    let n = Dec::from_f64(num)?;
+    let d = Dec::from_f64(den)?.normalized();
+    if d.mant == 0 {
+        return None;
+    }
+    // num / den = (n.mant / 10^n.scale) · 10^d.scale / d.mant
+    let shifted = if n.scale >= d.scale {
+        Dec {
+            mant: n.mant,
+            scale: n.scale - d.scale,
+        }
+    } else {
+        Dec {
+            mant: n.mant.checked_mul(pow10(d.scale - n.scale))?,
+            scale: 0,
+        }
+    };
+    let q = shifted.div_int_round_sig(u64::try_from(d.mant.unsigned_abs()).ok()?, MAX_SIG)?;
+    Some(if d.mant < 0 { -q.to_f64() } else { q.to_f64() })
+}
+
 /// GB/T 8170-2008 §4.3.3 full-value comparison (全数值比较法) of a value with a limit: the value
 /// as computed (at most [`MAX_SIG`] significant digits, so binary noise cannot decide) against the
 /// limit, both as decimals. `None` when either is not finite.
@@ -512,6 +575,16 @@ mod tests {
         assert_eq!(mean([-1.0, -2.0]), Some(-1.5));
         assert_eq!(mean([2e12, 1.0]), Some(1.0000000000e12));
         assert_eq!(mean(std::iter::empty()), None);
+        assert_eq!(weighted_mean([(0.1, 1), (0.2, 1)]), Some(0.15));
+        assert_eq!(weighted_mean([(10.0, 45), (20.0, 15)]), Some(12.5));
+        assert_eq!(weighted_mean([(10.0, 0)]), None);
+        assert_eq!(ratio(0.25 - 0.05, 0.05), Some(4.0));
+        assert_eq!(ratio(0.2, 0.05), Some(4.0));
+        assert_eq!(diff(0.25, 0.05), Some(0.2));
+        assert_eq!(diff(0.3, 0.1), Some(0.2));
+        assert_eq!(ratio(1.0, 3.0), Some(0.3333333333));
+        assert_eq!(ratio(1.0, -0.5), Some(-2.0));
+        assert_eq!(ratio(1.0, 0.0), None);
         assert!(mean([1.0, f64::NAN]).unwrap().is_nan());
         // 9999999999.5 at 10 digits carries to 11 digits (half-to-even: 9999999999 is odd).
         assert_eq!(mean([9999999999.5]), Some(10000000000.0));

@@ -436,6 +436,13 @@ pub struct AqiResult {
     pub beyond_index: Vec<Indicator>,
     /// The concentrations computed with (after HJ 633-2026 rounding).
     pub concentrations: BTreeMap<Indicator, f64>,
+    /// The concentrations at the precision they are reported with: integers in µg/m³, CO one
+    /// decimal in mg/m³ (GB/T 8170 half-to-even; the digits of HJ 633-2026 §4.2.2/§4.2.3, the
+    /// customary HJ 663 reporting precision) — under HJ 633-2026 the same as `concentrations`.
+    pub concentrations_reported: BTreeMap<Indicator, f64>,
+    /// The concentrations as given, unrounded (at most [`crate::num::MAX_SIG`] significant
+    /// digits): what an HJ 633-2012 IAQI is computed from.
+    pub concentrations_raw: BTreeMap<Indicator, f64>,
     /// Sub-indices published for information that do not enter the AQI (HJ 633-2012: PM 24-hour
     /// moving averages and O3 8-hour moving average in the real-time report; O3 1-hour in the
     /// daily report unless switched in).
@@ -522,6 +529,8 @@ pub fn aqi(
         missing: Vec::new(),
         beyond_index: Vec::new(),
         concentrations: BTreeMap::new(),
+        concentrations_reported: BTreeMap::new(),
+        concentrations_raw: BTreeMap::new(),
         supplementary: BTreeMap::new(),
         notes: Vec::new(),
     };
@@ -581,6 +590,12 @@ pub fn aqi(
     for (ind, c) in &conc {
         if core.contains(ind) || supplementary.contains(ind) {
             res.concentrations.insert(*ind, c.to_f64());
+            let digits = ind.column(period).rounding_digits_2026();
+            res.concentrations_reported
+                .insert(*ind, c.round_half_even(digits).to_f64());
+            if let Some(v) = values.get(*ind) {
+                res.concentrations_raw.insert(*ind, crate::num::stored(v));
+            }
         }
     }
 
