@@ -137,7 +137,11 @@ fn an_item_exactly_on_a_limit_belongs_to_the_better_class() {
     assert_eq!(r.per_param[&Param::Do], WaterClass(4));
     assert_eq!(r.per_param[&Param::Tp], WaterClass(3));
     // (1.0000001 − 1.0) / 1.0 = 0.0000001, exact.
-    let nh3n = r.exceedances.iter().find(|e| e.param == Param::Nh3n).unwrap();
+    let nh3n = r
+        .exceedances
+        .iter()
+        .find(|e| e.param == Param::Nh3n)
+        .unwrap();
     assert_eq!(nh3n.multiple, Some(0.0000001));
 }
 

@@ -11,9 +11,9 @@ use std::path::Path;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::num::{ceil_div, Dec};
 use crate::indicators::aqi::tables::GOOD_DAY_MAX_AQI;
 use crate::indicators::aqi::validity::{annual_completeness, Completeness, ValidityRules};
+use crate::num::{ceil_div, Dec};
 use crate::registry::WaterClass;
 
 /// Errors reading or validating the targets file; each names the offending key path.

@@ -31,8 +31,8 @@ use crate::registry::{Station, WaterClass};
 use super::class::{
     evaluate, validate, EvalOptions, Exceedance, Obs, Param, SampleClass, PH_RANGE,
 };
-use crate::num::{self, cmp_full, round_dp};
 use super::WaterError;
+use crate::num::{self, cmp_full, round_dp};
 
 /// One value of one parameter at one time (the start of its averaging period, UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -421,8 +421,16 @@ pub fn evaluate_period(
         .iter()
         .map(|(&p, s)| {
             let v = match (p, rules.ph) {
-                (Param::Ph, PhRule::Extremes) if cmp_full(s.min, PH_RANGE.0).is_some_and(|o| o.is_lt()) => s.min,
-                (Param::Ph, PhRule::Extremes) if cmp_full(s.max, PH_RANGE.1).is_some_and(|o| o.is_gt()) => s.max,
+                (Param::Ph, PhRule::Extremes)
+                    if cmp_full(s.min, PH_RANGE.0).is_some_and(|o| o.is_lt()) =>
+                {
+                    s.min
+                }
+                (Param::Ph, PhRule::Extremes)
+                    if cmp_full(s.max, PH_RANGE.1).is_some_and(|o| o.is_gt()) =>
+                {
+                    s.max
+                }
                 _ => s.mean,
             };
             (p, Obs::new(v))

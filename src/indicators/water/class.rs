@@ -17,8 +17,8 @@
 //!   only) but is classed against that column for reference, as Chinese bulletins report it;
 //! - values flagged other than `N` are not evaluated (HJ 212-2017 §6.5).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 

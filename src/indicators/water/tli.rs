@@ -11,8 +11,8 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::num::{self, cmp_full, decimals_to_show, round_dp};
 use super::WaterError;
+use crate::num::{self, cmp_full, decimals_to_show, round_dp};
 
 /// A TLI parameter (canonical names of docs/schema.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

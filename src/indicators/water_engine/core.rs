@@ -23,13 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::indicators::targets::{Targets, WaterMetric, WaterTarget};
-use crate::num::{self, round_dp};
 use crate::indicators::water::{
     bloom_risk, class_label, daily_means, evaluate_period, group_stats, quality_label,
     AggregationRules, BloomInput, BloomRisk, DayMeans, EvalOptions, Param, Period, PeriodResult,
     SdLog, Section, Stat, TimedObs, TliInput, TliResult, Transparency, WaterError,
 };
 use crate::model::{Flag, Interval, Sample, StationKind};
+use crate::num::{self, round_dp};
 use crate::registry::{Registry, Station, WaterClass};
 use crate::store::line::{FieldValue, Point};
 
@@ -512,10 +512,7 @@ impl WaterEngine {
             .iter()
             .filter_map(|e| e.multiple)
             .fold(0.0, f64::max);
-        f.push((
-            "max_multiple".into(),
-            FieldValue::F64(round_dp(max_m, 4)),
-        ));
+        f.push(("max_multiple".into(), FieldValue::F64(round_dp(max_m, 4))));
         let (from, to) = r.period.range();
         f.push(("from".into(), s(&from.to_string())));
         f.push(("through".into(), s(&to.to_string())));
