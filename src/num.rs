@@ -41,6 +41,40 @@ pub const MAX_SIG: u32 = 10;
 /// digit more than the input ever had, and never more than [`MAX_SIG`].
 pub const CONVERSION_SIG: u32 = 8;
 
+/// A small text buffer on the stack for `f64` formatting (|v| ≤ 1e15 with up to 17 significant
+/// digits and a fraction down to 1e-300 written out: at most 330 bytes).
+struct StackText {
+    buf: [u8; 340],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 340],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// A decimal number `mant / 10^scale`, exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dec {
@@ -120,7 +154,11 @@ impl Dec {
                 scale: 0,
             });
         }
-        Dec::parse(&format!("{v}"))
+        // The shortest round-trip text, formatted on the stack (this runs for every value of a
+        // mean, so no allocation).
+        let mut buf = StackText::default();
+        fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
+        Dec::parse(buf.as_str())
     }
 
     /// Parse a plain decimal string (`-12.345`, no exponent).
@@ -532,6 +570,9 @@ mod tests {
         assert!(Dec::from_f64(f64::NAN).is_none());
         assert!(Dec::from_f64(1e300).is_none());
         assert_eq!(Dec::from_f64(1e-7).unwrap().to_string(), "0.0000001");
+        // The smallest positive double is written with 324 fraction digits: fits the buffer,
+        // rounded to MAX_SCALE places (0).
+        assert_eq!(Dec::from_f64(5e-324).unwrap().to_string(), "0.000000000000000000");
         assert_eq!(ceil_div(-3, 2), -1);
     }
 
