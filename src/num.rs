@@ -572,7 +572,10 @@ mod tests {
         assert_eq!(Dec::from_f64(1e-7).unwrap().to_string(), "0.0000001");
         // The smallest positive double is written with 324 fraction digits: fits the buffer,
         // rounded to MAX_SCALE places (0).
-        assert_eq!(Dec::from_f64(5e-324).unwrap().to_string(), "0.000000000000000000");
+        assert_eq!(
+            Dec::from_f64(5e-324).unwrap().to_string(),
+            "0.000000000000000000"
+        );
         assert_eq!(ceil_div(-3, 2), -1);
     }
 

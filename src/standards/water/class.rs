@@ -24,9 +24,9 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
+use crate::model::WaterClass;
 use crate::model::{BodyType, Flag};
 use crate::num::{cmp_full, round_dp};
-use crate::registry::WaterClass;
 
 use super::WaterError;
 
