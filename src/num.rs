@@ -260,7 +260,7 @@ impl Dec {
         if a == 0 {
             return 0;
         }
-        while a % 10 == 0 {
+        while a.is_multiple_of(10) {
             a /= 10;
         }
         digit_count(a)

@@ -168,7 +168,7 @@ const CASES: &[(&str, &str, Kind, f64, f64)] = &[
     ("co", "ppb", Kind::Rounded, 1.0, 150_000.0),
     ("temp", "degF", Kind::Rounded, -70.0, 139.0),
     ("wind_speed", "km/h", Kind::Rounded, 0.1, 260.0),
-    ("wind_dir", "rad", Kind::Rounded, 0.001, 6.28),
+    ("wind_dir", "rad", Kind::Rounded, 0.001, 6.2),
     ("pm25", "ug/m3", Kind::Identity, 0.1, 2_999.0),
     ("tp", "mg/L", Kind::Identity, 0.001, 49.0),
     ("ph", "pH", Kind::Identity, 0.01, 13.99),
