@@ -1102,8 +1102,9 @@ pub fn entry_point(
     }
 }
 
+/// One decimal, rounded per GB/T 8170 on the value's decimal digits (`crate::num::round_dp`).
 fn fmt1(v: f64) -> String {
-    format!("{v:.1}")
+    format!("{:.1}", crate::num::round_dp(v, 1))
 }
 
 fn target_entry(
