@@ -154,8 +154,25 @@ impl Dec {
                 scale: 0,
             });
         }
-        // The shortest round-trip text, formatted on the stack (this runs for every value of a
-        // mean, so no allocation).
+        // Fast path, no text: the fewest decimals s such that m / 10^s (an IEEE division of two
+        // exact values, so correctly rounded) gives back v. With |m| < 10^15 the decimals of that
+        // scale are more than 4 ULP apart, so m is the only one that round-trips: the shortest
+        // decimal, the same digits as Rust's `Display`.
+        let mut p = 1.0f64;
+        for scale in 0..=15u32 {
+            let m = (v * p).round();
+            if m.abs() >= 1e15 {
+                break;
+            }
+            if m / p == v {
+                return Some(Dec {
+                    mant: m as i128,
+                    scale,
+                });
+            }
+            p *= 10.0;
+        }
+        // The shortest round-trip text, formatted on the stack (no allocation).
         let mut buf = StackText::default();
         fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
         Dec::parse(buf.as_str())
@@ -334,6 +351,10 @@ impl Dec {
 
     /// The value as `f64` (nearest).
     pub fn to_f64(self) -> f64 {
+        // mant and 10^scale exact in f64 (< 2^53, ≤ 10^22): one correctly rounded division.
+        if self.mant.unsigned_abs() < (1u128 << 53) && self.scale <= 22 {
+            return self.mant as f64 / 10f64.powi(self.scale as i32);
+        }
         self.to_string().parse().unwrap_or(f64::NAN)
     }
 
@@ -577,6 +598,27 @@ mod tests {
             "0.000000000000000000"
         );
         assert_eq!(ceil_div(-3, 2), -1);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_shortest_text() {
+        // Deterministic sweep: short decimals, binary noise, tiny and large values.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 4 {
+                0 => (x % 10_000_000) as f64 / 10f64.powi((x % 7) as i32),
+                1 => f64::from_bits((x >> 12) | 0x3FF0_0000_0000_0000) * 1000.0,
+                2 => (x % 1000) as f64 * 0.1 + 0.2,
+                _ => ((x % 100_000) as f64).sqrt(),
+            };
+            let d = Dec::from_f64(v).unwrap();
+            let text = Dec::parse(&format!("{v}")).unwrap();
+            assert_eq!(d.normalized(), text.normalized(), "{v}");
+            assert_eq!(d.to_f64(), v, "{v}");
+        }
     }
 
     #[test]
