@@ -19,6 +19,7 @@
 //! - [`registry`]: the station registry.
 //! - [`decode`]: pure payload decoders (json, senml, hj212).
 //! - [`normalise`]: canonical names and units, plausibility.
+//! - [`num`]: the one decimal / rounding implementation (GB/T 8170), stored precision.
 //! - [`store`]: line protocol, batching, InfluxDB v1/v2 writers.
 //! - [`deadletter`]: rejected input, kept on disk with its reason.
 //! - [`source`]: MQTT client and the in-order acknowledgement path.
@@ -56,6 +57,7 @@ pub mod demo;
 pub mod indicators;
 pub mod model;
 pub mod normalise;
+pub mod num;
 pub mod pipeline;
 pub mod registry;
 #[cfg(feature = "demo")]
