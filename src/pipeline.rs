@@ -41,7 +41,7 @@ use crate::decode::{self, DecodeContext};
 use crate::model::Sample;
 use crate::normalise;
 use crate::registry::Registry;
-use crate::source::{AckHandle, Envelope, Outcome, Payload};
+use crate::source::{AckHandle, Envelope, Origin, Outcome, Payload};
 use crate::stations::StationUpdate;
 use crate::store::line;
 use crate::store::writer::{WriteFailure, Writer};
@@ -64,7 +64,7 @@ struct LineRef {
 struct Msg {
     ack: Option<AckHandle>,
     outcome: Outcome,
-    origin: String,
+    origin: Origin,
     received: chrono::DateTime<Utc>,
 }
 
@@ -238,20 +238,12 @@ impl Pipeline {
             .inc();
     }
 
-    fn source_label(origin: &str) -> &'static str {
-        if origin.starts_with("hj212/tcp/") {
-            "hj212_tcp"
-        } else {
-            "mqtt"
-        }
-    }
-
     /// Decode, normalise and encode one envelope into the current batch.
     fn ingest(&mut self, env: Envelope) {
         self.metrics
             .messages_received
             .get_or_create(&SourceLabel {
-                source: Self::source_label(&env.origin).to_string(),
+                source: env.origin.source().to_string(),
             })
             .inc();
         if self.batch.opened.is_none() {
@@ -271,7 +263,7 @@ impl Pipeline {
                     vendor,
                     hj212: &self.settings.hj212,
                 };
-                match decode::decode(&env.format, &env.origin, &bytes, &ctx) {
+                match decode::decode(&env.format, env.origin.topic().unwrap_or(""), &bytes, &ctx) {
                     Ok(r) => (r, Some(bytes)),
                     Err(e) => {
                         self.reject(&env.origin, e.station(), e.reason(), e.to_string(), &bytes);
@@ -362,7 +354,7 @@ impl Pipeline {
         self.push_msg(env.ack, outcome, env.origin);
     }
 
-    fn push_msg(&mut self, ack: Option<AckHandle>, outcome: Outcome, origin: String) {
+    fn push_msg(&mut self, ack: Option<AckHandle>, outcome: Outcome, origin: Origin) {
         if ack.is_some() {
             self.batch.acked_msgs += 1;
         }
@@ -377,7 +369,7 @@ impl Pipeline {
     /// Log, count and dead-letter one rejected payload or reading.
     fn reject(
         &mut self,
-        origin: &str,
+        origin: &Origin,
         station: Option<&str>,
         reason: &str,
         detail: String,
@@ -385,7 +377,7 @@ impl Pipeline {
     ) {
         tracing::warn!(
             station = station.unwrap_or("-"),
-            topic = origin,
+            topic = %origin,
             reason,
             detail = %detail,
             "rejected: kept in the dead-letter"
@@ -400,9 +392,8 @@ impl Pipeline {
                 _ => None,
             };
             let from_topic = || {
-                let last = origin.rsplit('/').next()?;
-                let topic = !origin.starts_with("hj212/tcp/");
-                (topic && self.registry.get(last).is_some()).then(|| last.to_string())
+                let last = origin.topic()?.rsplit('/').next()?;
+                self.registry.get(last).is_some().then(|| last.to_string())
             };
             let st = station
                 .map(str::to_string)
@@ -412,7 +403,7 @@ impl Pipeline {
                 self.deadletter_stations.push(st);
             }
         }
-        let rec = Record::new(origin, station, reason, detail, payload);
+        let rec = Record::new(&origin.to_string(), station, reason, detail, payload);
         if let Err(e) = self.deadletter.append(&rec) {
             // Without the dead-letter record the payload would be lost if acknowledged: keep
             // going (a disk-full dead-letter must not stop good data) but make it loud.

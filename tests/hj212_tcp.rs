@@ -170,7 +170,14 @@ async fn byte_by_byte_upload_gets_exact_9014_after_store() {
         tokio::task::yield_now().await;
     }
     let env = next_env(&mut obs).await;
-    assert_eq!(env.origin, format!("hj212/tcp/{}", s.local_addr().unwrap()));
+    assert_eq!(
+        env.origin,
+        envmon::source::Origin::Hj212Tcp(s.local_addr().unwrap())
+    );
+    assert_eq!(
+        env.origin.to_string(),
+        format!("hj212/tcp/{}", s.local_addr().unwrap())
+    );
     let Payload::Readings(rs) = env.payload else {
         panic!("expected readings, got {:?}", env.payload)
     };

@@ -54,7 +54,7 @@ use tokio_util::task::TaskTracker;
 use crate::decode::hj212::{self, encode, Hj212Error, Hj212Options, Segment};
 use crate::decode::{snippet, DecodeContext, Format};
 use crate::registry::{Registry, Station};
-use crate::source::{AckHandle, AckWaiter, Envelope, Payload};
+use crate::source::{AckHandle, AckWaiter, Envelope, Origin, Payload};
 
 /// Errors that stop the listener (per-connection trouble never does).
 #[derive(Debug, thiserror::Error)]
@@ -382,7 +382,7 @@ const DRIFT_WARN_S: f64 = 300.0;
 struct Conn {
     shared: Arc<Shared>,
     peer: SocketAddr,
-    origin: String,
+    origin: Origin,
     replies: mpsc::Sender<Reply>,
     splits: HashMap<(String, String, String), SplitSet>,
     drift_warned: HashSet<String>,
@@ -411,7 +411,7 @@ async fn connection(
         idle,
     ));
     let mut conn = Conn {
-        origin: format!("hj212/tcp/{peer}"),
+        origin: Origin::Hj212Tcp(peer),
         shared: shared.clone(),
         peer,
         replies: reply_tx,

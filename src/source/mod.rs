@@ -67,11 +67,48 @@ pub enum Payload {
     },
 }
 
+/// Where a payload came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// An MQTT message, by topic.
+    Mqtt(String),
+    /// An HJ 212 data logger on the TCP listener, by peer address.
+    Hj212Tcp(std::net::SocketAddr),
+}
+
+impl Origin {
+    /// The `source` label of metrics: `mqtt` or `hj212_tcp`.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Origin::Mqtt(_) => "mqtt",
+            Origin::Hj212Tcp(_) => "hj212_tcp",
+        }
+    }
+
+    /// The MQTT topic, for an MQTT message.
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Origin::Mqtt(t) => Some(t),
+            Origin::Hj212Tcp(_) => None,
+        }
+    }
+}
+
+/// The text of logs and dead-letter records: the topic, or `hj212/tcp/<peer address>`.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Mqtt(t) => f.write_str(t),
+            Origin::Hj212Tcp(peer) => write!(f, "hj212/tcp/{peer}"),
+        }
+    }
+}
+
 /// One payload on its way into the pipeline.
 #[derive(Debug)]
 pub struct Envelope {
-    /// MQTT topic, or `hj212/tcp/<peer address>` for the TCP listener.
-    pub origin: String,
+    /// Where it came from (MQTT topic or HJ 212 logger).
+    pub origin: Origin,
     pub format: Format,
     /// Vendor mapping name for `json` payloads from other vendors.
     pub vendor: Option<String>,

@@ -38,7 +38,7 @@ use rumqttc::{
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{AckHandle, AckWaiter, Envelope, Payload};
+use super::{AckHandle, AckWaiter, Envelope, Origin, Payload};
 use crate::backoff::Backoff;
 use crate::config::{MqttSettings, Subscription};
 use crate::decode::Format;
@@ -410,7 +410,7 @@ async fn ack_loop(
                     Some(h)
                 };
                 forward = Some(Envelope {
-                    origin: topic,
+                    origin: Origin::Mqtt(topic),
                     format,
                     vendor,
                     payload: Payload::Raw(payload),
