@@ -52,3 +52,4 @@ pub mod source;
 pub mod stations;
 pub mod store;
 pub mod telemetry;
+pub mod text;

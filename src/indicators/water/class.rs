@@ -611,7 +611,7 @@ pub fn round_half_even(x: f64, decimals: i32) -> f64 {
 }
 
 fn bilingual(pair: (&str, &str)) -> Value {
-    json!({"zh": pair.0, "en": pair.1})
+    crate::text::bilingual_json(pair.0, pair.1)
 }
 
 fn exceedance_json(list: &[Exceedance]) -> Value {

@@ -1,0 +1,158 @@
+//! Text helpers every module uses: the one `truncate`, the escaped excerpt of untrusted bytes
+//! (payloads, topics, keys) for logs and error messages, and the one bilingual text (Chinese
+//! first, English beside it).
+//!
+//! Owns: how much of an untrusted text is shown and how it is escaped. Pure functions, no I/O.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Characters of a payload (or a key, a value, a topic) shown in an error message or a log line.
+/// Enough to recognise a payload; a full payload is kept in the dead-letter, not in the log.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// Characters of one free-text log field (an error's explanation, which may quote excerpts).
+pub const LOG_FIELD_CHARS: usize = 300;
+
+/// The marker appended to a cut text.
+pub const ELLIPSIS: char = '…';
+
+/// `s` cut to at most `max_chars` characters (never inside a character), with `…` appended
+/// when something was cut.
+pub fn truncate(s: &str, max_chars: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(s),
+        Some((end, _)) => {
+            let mut out = String::with_capacity(end + ELLIPSIS.len_utf8());
+            out.push_str(&s[..end]);
+            out.push(ELLIPSIS);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// `s` cut to at most `max_bytes` bytes on a character boundary, without a marker (for limits
+/// that a receiver counts in bytes, such as a robot's message size).
+pub fn truncate_bytes(mut s: String, max_bytes: usize) -> String {
+    if s.len() > max_bytes {
+        let mut end = max_bytes;
+        while end > 0 && !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// An excerpt of untrusted bytes that is safe to print: at most [`EXCERPT_CHARS`] characters,
+/// control characters escaped as `char::escape_debug` does (`\n`, `\t`, `\u{1b}`, …), bytes that
+/// are not UTF-8 as `\xNN`. Quotes and backslashes stay as they are (the result is for reading,
+/// not for parsing back).
+pub fn excerpt(bytes: &[u8]) -> String {
+    escape(bytes, EXCERPT_CHARS)
+}
+
+/// Like [`excerpt`] with the length given: at most `max_chars` characters of the input are shown
+/// (an escape counts as one), then `…`.
+pub fn escape(bytes: &[u8], max_chars: usize) -> String {
+    let mut out = String::with_capacity(bytes.len().min(max_chars * 2) + 4);
+    let mut shown = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if shown == max_chars {
+                out.push(ELLIPSIS);
+                return out;
+            }
+            if c.is_control() {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+            shown += 1;
+        }
+        for b in chunk.invalid() {
+            if shown == max_chars {
+                out.push(ELLIPSIS);
+                return out;
+            }
+            let _ = write!(out, "\\x{b:02x}");
+            shown += 1;
+        }
+    }
+    out
+}
+
+/// A log field made safe: control characters escaped, at most [`LOG_FIELD_CHARS`] characters.
+pub fn log_field(s: &str) -> String {
+    escape(s.as_bytes(), LOG_FIELD_CHARS)
+}
+
+/// The one operator-facing bilingual text: `中文 / English`.
+pub fn bilingual(zh: &str, en: &str) -> String {
+    format!("{zh} / {en}")
+}
+
+/// The bilingual pair as JSON, `{"zh":…,"en":…}` (the API's labels and errors).
+pub fn bilingual_json(zh: &str, en: &str) -> serde_json::Value {
+    serde_json::json!({ "zh": zh, "en": en })
+}
+
+/// `n` with a comma every three digits (`9,874`), for counts in operator-facing lines.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        assert_eq!(truncate("优良轻度", 2), "优良…");
+        assert!(matches!(truncate("优", 5), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn truncate_bytes_keeps_char_boundaries() {
+        assert_eq!(truncate_bytes("优良".into(), 4), "优");
+        assert_eq!(truncate_bytes("ab".into(), 4), "ab");
+        assert_eq!(truncate_bytes("优".into(), 2), "");
+    }
+
+    #[test]
+    fn excerpt_escapes_controls_and_invalid_bytes() {
+        let e = excerpt(b"\x1b[31mred\x00\n\t\xff\xfeok \"q\"");
+        assert_eq!(e, "\\u{1b}[31mred\\0\\n\\t\\xff\\xfeok \"q\"");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        let long = "x".repeat(200);
+        let e = excerpt(long.as_bytes());
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert!(e.ends_with(ELLIPSIS));
+        assert_eq!(escape(b"\xff\xff\xff", 2), "\\xff\\xff…");
+        assert_eq!(excerpt("站点 A".as_bytes()), "站点 A");
+    }
+
+    #[test]
+    fn bilingual_puts_chinese_first() {
+        assert_eq!(bilingual("优", "Excellent"), "优 / Excellent");
+        assert_eq!(bilingual_json("优", "Excellent")["zh"], "优");
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(9874), "9,874");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
