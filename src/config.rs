@@ -329,6 +329,13 @@ pub struct LogSettings {
     /// `text` or `json`.
     #[serde(default = "default_log_format")]
     pub format: String,
+    /// Lines of one repeated problem (same message, target and reason) written per window; the
+    /// rest are counted and summarised in one line per window. Metrics count every one.
+    #[serde(default = "default_repeat_lines")]
+    pub repeat_lines: usize,
+    /// The window of `repeat_lines`, and how often the summary line is written, in seconds.
+    #[serde(default = "default_repeat_window")]
+    pub repeat_window_s: u64,
 }
 
 impl Default for LogSettings {
@@ -336,8 +343,19 @@ impl Default for LogSettings {
         LogSettings {
             level: default_log_level(),
             format: default_log_format(),
+            repeat_lines: default_repeat_lines(),
+            repeat_window_s: default_repeat_window(),
         }
     }
+}
+
+/// A few lines of a repeated problem per minute: enough to see its variety (which stations),
+/// few enough not to bury anything else (issue 11: ~750 WARN lines in a demo's first second).
+fn default_repeat_lines() -> usize {
+    5
+}
+fn default_repeat_window() -> u64 {
+    60
 }
 
 /// `[indicators]`: the live indicator engines.
@@ -568,6 +586,12 @@ impl Settings {
         }
         if m.inflight_window == 0 {
             return Err(invalid("mqtt.inflight_window", "must be at least 1"));
+        }
+        if self.log.repeat_lines == 0 {
+            return Err(invalid("log.repeat_lines", "must be at least 1"));
+        }
+        if self.log.repeat_window_s == 0 {
+            return Err(invalid("log.repeat_window_s", "must be at least 1"));
         }
         if m.reconnect_min_ms == 0 || m.reconnect_min_ms > m.reconnect_max_ms {
             return Err(invalid(

@@ -107,8 +107,10 @@ fn print_calc(r: Result<String, String>) -> ExitCode {
 fn run(config: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let (settings, registry) = envmon::app::load(config)?;
-    envmon::telemetry::init_logging(&settings.log);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    // Inside the runtime: the summary task of repeated log lines runs on it.
+    let _rt = rt.enter();
+    envmon::telemetry::init_logging(&settings.log);
     rt.block_on(envmon::app::run(settings, registry, shutdown_signal()))?;
     Ok(())
 }
@@ -127,12 +129,10 @@ fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimRepor
 }
 
 fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
-    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rumqttd=off".into());
-    envmon::telemetry::init_logging(&envmon::config::LogSettings {
-        level,
-        format: "text".into(),
-    });
     let rt = tokio::runtime::Runtime::new()?;
+    // Inside the runtime: the summary task of repeated log lines runs on it.
+    let _rt = rt.enter();
+    envmon::demo::init_logging(&args)?;
     rt.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         let on_signal = stop.clone();
