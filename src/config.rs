@@ -11,19 +11,123 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{hj212::Hj212Options, json::VendorMapping, Format};
 
-/// A configuration error, naming the key path and the reason.
+/// A configuration error, naming the key path and the reason; loaded from a file, also where
+/// the value came from (`config/envmon.toml:12` or `environment variable ENVMON__MQTT__PORT`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("{key}: {reason}")]
-    Invalid { key: String, reason: String },
+    #[error("{path}:{line}:{column}: TOML syntax error: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}{key}: {reason}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    Invalid {
+        /// `file:line` or `environment variable NAME`, when known.
+        at: Option<String>,
+        key: String,
+        reason: String,
+    },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
+        at: None,
         key: key.into(),
         reason: reason.into(),
+    }
+}
+
+/// 1-based (line, column) of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary_compat(at)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+trait FloorBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorBoundary for str {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize {
+        let mut i = i.min(self.len());
+        while !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// The 1-based line where the key path `path` (`mqtt.subscriptions[0].format`, as
+/// `serde_path_to_error` writes it) is written in TOML `text`; when the text has only a
+/// leading part of the path (a key that is missing), the line of that part. `None` when the
+/// text has none of it or does not parse.
+pub fn toml_line(text: &str, path: &str) -> Option<usize> {
+    use toml_edit::{Item, TableLike, Value};
+    enum Cur<'a> {
+        Table(&'a dyn TableLike),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut cur = Cur::Table(doc.as_table());
+    let mut found: Option<usize> = None;
+    let mut segments = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            segments.push((Some(key), None));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
+                segments.push((None, Some(i)));
+            }
+        }
+    }
+    for seg in segments {
+        let next = match (seg, &cur) {
+            ((Some(k), _), Cur::Table(t)) => t
+                .get_key_value(k)
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((Some(k), _), Cur::Item(item)) => item
+                .as_table_like()
+                .and_then(|t| t.get_key_value(k))
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((Some(k), _), Cur::Value(v)) => v
+                .as_inline_table()
+                .and_then(|t| t.get_key_value(k))
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((None, Some(i)), Cur::Item(Item::ArrayOfTables(a))) => a
+                .get(i)
+                .map(|t| (t.span(), Cur::Table(t as &dyn TableLike))),
+            ((None, Some(i)), Cur::Item(Item::Value(Value::Array(a)))) => {
+                a.get(i).map(|v| (v.span(), Cur::Value(v)))
+            }
+            ((None, Some(i)), Cur::Value(Value::Array(a))) => {
+                a.get(i).map(|v| (v.span(), Cur::Value(v)))
+            }
+            _ => None,
+        };
+        let Some((span, c)) = next else { break };
+        if let Some(s) = span {
+            found = Some(s.start);
+        }
+        cur = c;
+    }
+    found.map(|at| line_col(text, at).0)
+}
+
+fn item_span(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
+    match item {
+        toml_edit::Item::Value(v) => v.span(),
+        toml_edit::Item::Table(t) => t.span(),
+        toml_edit::Item::ArrayOfTables(a) => a.span(),
+        toml_edit::Item::None => None,
     }
 }
 
@@ -483,11 +587,36 @@ impl Settings {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
+            path: file.clone(),
             reason: e.to_string(),
         })?;
-        Self::from_toml_with_env(&text, env)
+        if let Err(e) = toml_edit::ImDocument::parse(text.as_str()) {
+            let (line, column) = line_col(&text, e.span().map_or(0, |s| s.start));
+            return Err(ConfigError::Syntax {
+                path: file,
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            });
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ENVMON__"))
+            .collect();
+        Self::from_toml_with_env(&text, env.clone()).map_err(|e| match e {
+            ConfigError::Invalid {
+                at: None,
+                key,
+                reason,
+            } => ConfigError::Invalid {
+                at: origin_of(&key, &reason, &env, &text, &file),
+                key,
+                reason,
+            },
+            e => e,
+        })
     }
 
     /// Parse settings text (TOML) with an environment overlay.
@@ -510,18 +639,20 @@ impl Settings {
             )
             .build()
             .map_err(|e| invalid("", e.to_string()))?;
-        let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
-            let key = e.path().to_string();
-            let reason = strip_key_suffix(&e.into_inner().to_string());
-            invalid(
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                reason,
-            )
-        })?;
+        let mut settings: Settings =
+            serde_path_to_error::deserialize(cfg.clone()).map_err(|e| {
+                let key = e.path().to_string();
+                let reason = strip_key_suffix(&e.into_inner().to_string());
+                let reason = enum_error_with_values(&cfg, &key, reason);
+                invalid(
+                    if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    reason,
+                )
+            })?;
         settings.resolve_secrets()?;
         settings.validate()?;
         Ok(settings)
@@ -707,6 +838,59 @@ impl Settings {
             .listen
             .parse()
             .expect("validated in Settings::validate")
+    }
+}
+
+/// Where the value at `key` came from: the environment variable that sets it (or, for an
+/// unknown key, the variable that names it), else its line in the file.
+fn origin_of(
+    key: &str,
+    reason: &str,
+    env: &[(String, String)],
+    text: &str,
+    file: &str,
+) -> Option<String> {
+    let unknown = reason
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next());
+    let full = match unknown {
+        Some(f) if key.is_empty() || key == "(top level)" => f.to_string(),
+        Some(f) if key.rsplit('.').next() == Some(f) => key.to_string(),
+        Some(f) => format!("{key}.{f}"),
+        None => key.to_string(),
+    };
+    // The variable for the key itself, or one below it (`ENVMON__MQTT__SUBSCRIPTIONS__0__…`
+    // makes `mqtt.subscriptions` a table).
+    let full_lc = full.to_ascii_lowercase();
+    let var = env.iter().map(|(k, _)| k).find(|k| {
+        let p = k["ENVMON__".len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        p == full_lc || p.starts_with(&format!("{full_lc}."))
+    });
+    if let Some(v) = var {
+        return Some(format!("environment variable {v}"));
+    }
+    let line = toml_line(text, key).or_else(|| toml_line(text, &full));
+    Some(match line {
+        Some(l) => format!("{file}:{l}"),
+        None => file.to_string(),
+    })
+}
+
+/// The config crate says `enum Format does not have variant constructor senmll`; serde's own
+/// text lists the valid values. Deserialising the merged values once more through
+/// `serde_json::Value` gives serde's text (only done for that error).
+fn enum_error_with_values(cfg: &config::Config, key: &str, reason: String) -> String {
+    if !reason.contains("does not have variant constructor") {
+        return reason;
+    }
+    let Ok(v) = cfg.clone().try_deserialize::<serde_json::Value>() else {
+        return reason;
+    };
+    match serde_path_to_error::deserialize::<_, Settings>(v) {
+        Err(e) if e.path().to_string() == key => e.into_inner().to_string(),
+        _ => reason,
     }
 }
 

@@ -27,6 +27,10 @@ enum Cmd {
     CheckConfig {
         #[arg(long, default_value = "config/envmon.toml")]
         config: PathBuf,
+        /// Also try the MQTT broker (CONNECT) and InfluxDB (ping/health); exit 1 if either is
+        /// unreachable.
+        #[arg(long)]
+        connect: bool,
     },
     /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
     /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
@@ -152,6 +156,26 @@ fn stations(args: &envmon::stations::cli::StationsArgs) -> anyhow::Result<String
     Ok(rt.block_on(envmon::stations::cli::run(args))?)
 }
 
+/// `check-config --connect`: the servers' reachability, after the config checked out.
+fn check_connect(config: &std::path::Path) -> ExitCode {
+    let r = envmon::app::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|(s, _)| {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(envmon::app::check_connect(&s))
+        });
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -185,10 +209,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::CheckConfig { config } => match envmon::app::check_config(&config) {
+        Cmd::CheckConfig { config, connect } => match envmon::app::check_config(&config) {
             Ok(summary) => {
                 print!("{summary}");
-                ExitCode::SUCCESS
+                if connect {
+                    check_connect(&config)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");
