@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{hj212::Hj212Options, json::VendorMapping, Format};
+mod engines;
+mod sources;
+
+pub use engines::{default_areas, AirEngineSettings, AreaDef, AreaScope, WaterEngineSettings};
+pub use sources::{Format, Hj212Options, VendorMapping};
 
 /// A configuration error, naming the key path and the reason; loaded from a file, also where
 /// the value came from (`config/envmon.toml:12` or `environment variable ENVMON__MQTT__PORT`).
@@ -38,96 +42,6 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         at: None,
         key: key.into(),
         reason: reason.into(),
-    }
-}
-
-/// 1-based (line, column) of byte offset `at` in `text`.
-pub fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..text.floor_char_boundary_compat(at)];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-trait FloorBoundary {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize;
-}
-
-impl FloorBoundary for str {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize {
-        let mut i = i.min(self.len());
-        while !self.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    }
-}
-
-/// The 1-based line where the key path `path` (`mqtt.subscriptions[0].format`, as
-/// `serde_path_to_error` writes it) is written in TOML `text`; when the text has only a
-/// leading part of the path (a key that is missing), the line of that part. `None` when the
-/// text has none of it or does not parse.
-pub fn toml_line(text: &str, path: &str) -> Option<usize> {
-    use toml_edit::{Item, TableLike, Value};
-    enum Cur<'a> {
-        Table(&'a dyn TableLike),
-        Item(&'a Item),
-        Value(&'a Value),
-    }
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let mut cur = Cur::Table(doc.as_table());
-    let mut found: Option<usize> = None;
-    let mut segments = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
-        if !key.is_empty() {
-            segments.push((Some(key), None));
-        }
-        for idx in rest.split('[') {
-            if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
-                segments.push((None, Some(i)));
-            }
-        }
-    }
-    for seg in segments {
-        let next = match (seg, &cur) {
-            ((Some(k), _), Cur::Table(t)) => t
-                .get_key_value(k)
-                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
-            ((Some(k), _), Cur::Item(item)) => item
-                .as_table_like()
-                .and_then(|t| t.get_key_value(k))
-                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
-            ((Some(k), _), Cur::Value(v)) => v
-                .as_inline_table()
-                .and_then(|t| t.get_key_value(k))
-                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
-            ((None, Some(i)), Cur::Item(Item::ArrayOfTables(a))) => a
-                .get(i)
-                .map(|t| (t.span(), Cur::Table(t as &dyn TableLike))),
-            ((None, Some(i)), Cur::Item(Item::Value(Value::Array(a)))) => {
-                a.get(i).map(|v| (v.span(), Cur::Value(v)))
-            }
-            ((None, Some(i)), Cur::Value(Value::Array(a))) => {
-                a.get(i).map(|v| (v.span(), Cur::Value(v)))
-            }
-            _ => None,
-        };
-        let Some((span, c)) = next else { break };
-        if let Some(s) = span {
-            found = Some(s.start);
-        }
-        cur = c;
-    }
-    found.map(|at| line_col(text, at).0)
-}
-
-fn item_span(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
-    match item {
-        toml_edit::Item::Value(v) => v.span(),
-        toml_edit::Item::Table(t) => t.span(),
-        toml_edit::Item::ArrayOfTables(a) => a.span(),
-        toml_edit::Item::None => None,
     }
 }
 
@@ -209,12 +123,17 @@ pub struct MqttSettings {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
-    /// How many unacknowledged QoS 1 messages the broker sends before it waits for PUBACKs
-    /// (mosquitto `max_inflight_messages`, default 20; MQTT 5 Receive Maximum). envmon flushes a
-    /// batch when this many messages wait for their ack, so throughput does not collapse to
-    /// window / batch age. Set it to the broker's value.
-    #[serde(default = "default_inflight_window")]
-    pub inflight_window: usize,
+    /// Optional hint: how many unacknowledged QoS 1 messages the broker sends before it waits
+    /// for PUBACKs (mosquitto `max_inflight_messages`, default 20). Unset (the default), envmon
+    /// finds it itself: it flushes when acks are pending and the stream stalled for
+    /// `ack_stall_ms`, and learns the window from repeated stalls (`pipeline::window`). When set,
+    /// a batch is flushed as soon as this many messages wait for their ack.
+    #[serde(default)]
+    pub inflight_window: Option<usize>,
+    /// Acks pending and no message for this long: flush now (the broker is waiting for acks,
+    /// or the feed paused). Measured on loopback (docs/performance.md, "Broker window").
+    #[serde(default = "default_ack_stall_ms")]
+    pub ack_stall_ms: u64,
     /// When set, subscribe as `$share/<group>/<topic>` so several envmon instances split the load.
     #[serde(default)]
     pub shared_group: Option<String>,
@@ -473,9 +392,9 @@ pub struct IndicatorSettings {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     #[serde(default)]
-    pub air: crate::indicators::air_engine::AirEngineSettings,
+    pub air: AirEngineSettings,
     #[serde(default)]
-    pub water: crate::indicators::water_engine::WaterEngineSettings,
+    pub water: WaterEngineSettings,
 }
 
 impl Default for IndicatorSettings {
@@ -521,8 +440,8 @@ fn default_mqtt_port() -> u16 {
 fn default_keep_alive() -> u64 {
     30
 }
-fn default_inflight_window() -> usize {
-    20
+fn default_ack_stall_ms() -> u64 {
+    5
 }
 fn default_backoff_min() -> u64 {
     250
@@ -593,7 +512,7 @@ impl Settings {
             reason: e.to_string(),
         })?;
         if let Err(e) = toml_edit::ImDocument::parse(text.as_str()) {
-            let (line, column) = line_col(&text, e.span().map_or(0, |s| s.start));
+            let (line, column) = crate::text::line_col(&text, e.span().map_or(0, |s| s.start));
             return Err(ConfigError::Syntax {
                 path: file,
                 line,
@@ -715,8 +634,14 @@ impl Settings {
         if m.password.is_some() && m.username.is_none() {
             return Err(invalid("mqtt.password", "given without mqtt.username"));
         }
-        if m.inflight_window == 0 {
-            return Err(invalid("mqtt.inflight_window", "must be at least 1"));
+        if m.inflight_window == Some(0) {
+            return Err(invalid(
+                "mqtt.inflight_window",
+                "must be at least 1 (or unset)",
+            ));
+        }
+        if m.ack_stall_ms == 0 || m.ack_stall_ms > 60_000 {
+            return Err(invalid("mqtt.ack_stall_ms", "must be within 1..=60000"));
         }
         if self.log.repeat_lines == 0 {
             return Err(invalid("log.repeat_lines", "must be at least 1"));
@@ -871,7 +796,7 @@ fn origin_of(
     if let Some(v) = var {
         return Some(format!("environment variable {v}"));
     }
-    let line = toml_line(text, key).or_else(|| toml_line(text, &full));
+    let line = crate::text::toml_line(text, key).or_else(|| crate::text::toml_line(text, &full));
     Some(match line {
         Some(l) => format!("{file}:{l}"),
         None => file.to_string(),

@@ -1,6 +1,7 @@
 //! Text helpers every module uses: the one `truncate`, the escaped excerpt of untrusted bytes
 //! (payloads, topics, keys) for logs and error messages, and the one bilingual text (Chinese
-//! first, English beside it).
+//! first, English beside it), and where a key is written in a TOML text (for errors that name
+//! the line).
 //!
 //! Owns: how much of an untrusted text is shown and how it is escaped. Pure functions, no I/O.
 
@@ -108,6 +109,96 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// 1-based (line, column) of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary_compat(at)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+trait FloorBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorBoundary for str {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize {
+        let mut i = i.min(self.len());
+        while !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// The 1-based line where the key path `path` (`mqtt.subscriptions[0].format`, as
+/// `serde_path_to_error` writes it) is written in TOML `text`; when the text has only a
+/// leading part of the path (a key that is missing), the line of that part. `None` when the
+/// text has none of it or does not parse.
+pub fn toml_line(text: &str, path: &str) -> Option<usize> {
+    use toml_edit::{Item, TableLike, Value};
+    enum Cur<'a> {
+        Table(&'a dyn TableLike),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut cur = Cur::Table(doc.as_table());
+    let mut found: Option<usize> = None;
+    let mut segments = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            segments.push((Some(key), None));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
+                segments.push((None, Some(i)));
+            }
+        }
+    }
+    for seg in segments {
+        let next = match (seg, &cur) {
+            ((Some(k), _), Cur::Table(t)) => t
+                .get_key_value(k)
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((Some(k), _), Cur::Item(item)) => item
+                .as_table_like()
+                .and_then(|t| t.get_key_value(k))
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((Some(k), _), Cur::Value(v)) => v
+                .as_inline_table()
+                .and_then(|t| t.get_key_value(k))
+                .map(|(key, item)| (key.span().or_else(|| item_span(item)), Cur::Item(item))),
+            ((None, Some(i)), Cur::Item(Item::ArrayOfTables(a))) => a
+                .get(i)
+                .map(|t| (t.span(), Cur::Table(t as &dyn TableLike))),
+            ((None, Some(i)), Cur::Item(Item::Value(Value::Array(a)))) => {
+                a.get(i).map(|v| (v.span(), Cur::Value(v)))
+            }
+            ((None, Some(i)), Cur::Value(Value::Array(a))) => {
+                a.get(i).map(|v| (v.span(), Cur::Value(v)))
+            }
+            _ => None,
+        };
+        let Some((span, c)) = next else { break };
+        if let Some(s) = span {
+            found = Some(s.start);
+        }
+        cur = c;
+    }
+    found.map(|at| line_col(text, at).0)
+}
+
+fn item_span(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
+    match item {
+        toml_edit::Item::Value(v) => v.span(),
+        toml_edit::Item::Table(t) => t.span(),
+        toml_edit::Item::ArrayOfTables(a) => a.span(),
+        toml_edit::Item::None => None,
+    }
 }
 
 #[cfg(test)]
