@@ -25,6 +25,9 @@ op = ">"
 value = 75
 "#;
 
+/// (method, path, headers, body, expected status).
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
+
 fn has_cjk(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
@@ -53,8 +56,7 @@ fn every_route_answers_errors_in_one_shape() {
 
     let auth = format!("Bearer {TOKEN}");
     let big = "x".repeat(1 << 20);
-    // (method, path, headers, body, expected status)
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", "/no/such/route", vec![], "", 404),
         ("DELETE", "/api/v1/health", vec![], "", 405),
         ("GET", "/api/v1/air/aqi?scope=nowhere&id=x", vec![], "", 400),

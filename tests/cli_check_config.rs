@@ -207,7 +207,7 @@ fn connect_tries_broker_and_influxdb_and_names_the_unreachable_one() {
 
     // InfluxDB on a port where nothing listens: only it is named, exit non-zero.
     let dead = format!("http://127.0.0.1:{}", common::process::free_port());
-    let (code, out, err) = check(
+    let (code, _out, err) = check(
         &["--connect"],
         &[
             ("ENVMON__MQTT__PORT", &port),
