@@ -488,3 +488,74 @@ pub async fn run_with(
     tracing::info!("envmon stopped");
     Ok(())
 }
+
+/// How long `check-config --connect` waits for the broker's CONNACK (InfluxDB is bounded by
+/// `influxdb.timeout_s`). A reachable broker on a LAN answers within milliseconds.
+pub const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `check-config --connect`: try the broker (MQTT CONNECT with a clean session under
+/// `<client_id>-check`, so envmon's persistent session is not taken over) and InfluxDB
+/// (v1 `/ping`, v2 `/health`; the files sink: its directory). One line per server; `Err`
+/// lists the unreachable ones.
+pub async fn check_connect(s: &Settings) -> Result<String, String> {
+    let mut out = String::new();
+    let mut failed = Vec::new();
+    let broker = format!("{}:{}", s.mqtt.host, s.mqtt.port);
+    match mqtt_connect(s).await {
+        Ok(()) => {
+            let _ = writeln!(out, "mqtt {broker}: reachable (CONNACK accepted)");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "mqtt {broker}: UNREACHABLE: {e}");
+            failed.push(format!("MQTT broker {broker}"));
+        }
+    }
+    let influx = match s.influxdb.api {
+        InfluxApi::Files => s.influxdb.files_dir.display().to_string(),
+        _ => s.influxdb.url.clone(),
+    };
+    let up = match Writer::new(&s.influxdb) {
+        Ok(w) => w.ping().await,
+        Err(_) => false,
+    };
+    if up {
+        let _ = writeln!(out, "influxdb {influx}: reachable");
+    } else {
+        let _ = writeln!(out, "influxdb {influx}: UNREACHABLE (ping/health failed)");
+        failed.push(format!("InfluxDB {influx}"));
+    }
+    if failed.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!("{out}unreachable: {}", failed.join(", ")))
+    }
+}
+
+async fn mqtt_connect(s: &Settings) -> Result<(), String> {
+    use rumqttc::{AsyncClient, Event, Packet};
+    let mut o = mqtt::options(&s.mqtt).map_err(|e| e.to_string())?;
+    o.set_client_id(format!("{}-check", s.mqtt.client_id));
+    o.set_clean_session(true);
+    let (client, mut el) = AsyncClient::new(o, 1);
+    let r = tokio::time::timeout(CONNECT_CHECK_TIMEOUT, async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no CONNACK within {} s",
+            CONNECT_CHECK_TIMEOUT.as_secs()
+        ))
+    });
+    if r.is_ok() {
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(200), el.poll()).await;
+    }
+    r
+}

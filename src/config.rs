@@ -15,17 +15,31 @@ mod sources;
 pub use engines::{default_areas, AirEngineSettings, AreaDef, AreaScope, WaterEngineSettings};
 pub use sources::{Format, Hj212Options, VendorMapping};
 
-/// A configuration error, naming the key path and the reason.
+/// A configuration error, naming the key path and the reason; loaded from a file, also where
+/// the value came from (`config/envmon.toml:12` or `environment variable ENVMON__MQTT__PORT`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("{key}: {reason}")]
-    Invalid { key: String, reason: String },
+    #[error("{path}:{line}:{column}: TOML syntax error: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}{key}: {reason}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    Invalid {
+        /// `file:line` or `environment variable NAME`, when known.
+        at: Option<String>,
+        key: String,
+        reason: String,
+    },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
+        at: None,
         key: key.into(),
         reason: reason.into(),
     }
@@ -338,6 +352,13 @@ pub struct LogSettings {
     /// `text` or `json`.
     #[serde(default = "default_log_format")]
     pub format: String,
+    /// Lines of one repeated problem (same message, target and reason) written per window; the
+    /// rest are counted and summarised in one line per window. Metrics count every one.
+    #[serde(default = "default_repeat_lines")]
+    pub repeat_lines: usize,
+    /// The window of `repeat_lines`, and how often the summary line is written, in seconds.
+    #[serde(default = "default_repeat_window")]
+    pub repeat_window_s: u64,
 }
 
 impl Default for LogSettings {
@@ -345,8 +366,19 @@ impl Default for LogSettings {
         LogSettings {
             level: default_log_level(),
             format: default_log_format(),
+            repeat_lines: default_repeat_lines(),
+            repeat_window_s: default_repeat_window(),
         }
     }
+}
+
+/// A few lines of a repeated problem per minute: enough to see its variety (which stations),
+/// few enough not to bury anything else (issue 11: ~750 WARN lines in a demo's first second).
+fn default_repeat_lines() -> usize {
+    5
+}
+fn default_repeat_window() -> u64 {
+    60
 }
 
 /// `[indicators]`: the live indicator engines.
@@ -474,11 +506,36 @@ impl Settings {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
+            path: file.clone(),
             reason: e.to_string(),
         })?;
-        Self::from_toml_with_env(&text, env)
+        if let Err(e) = toml_edit::ImDocument::parse(text.as_str()) {
+            let (line, column) = crate::text::line_col(&text, e.span().map_or(0, |s| s.start));
+            return Err(ConfigError::Syntax {
+                path: file,
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            });
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ENVMON__"))
+            .collect();
+        Self::from_toml_with_env(&text, env.clone()).map_err(|e| match e {
+            ConfigError::Invalid {
+                at: None,
+                key,
+                reason,
+            } => ConfigError::Invalid {
+                at: origin_of(&key, &reason, &env, &text, &file),
+                key,
+                reason,
+            },
+            e => e,
+        })
     }
 
     /// Parse settings text (TOML) with an environment overlay.
@@ -501,18 +558,20 @@ impl Settings {
             )
             .build()
             .map_err(|e| invalid("", e.to_string()))?;
-        let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
-            let key = e.path().to_string();
-            let reason = strip_key_suffix(&e.into_inner().to_string());
-            invalid(
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                reason,
-            )
-        })?;
+        let mut settings: Settings =
+            serde_path_to_error::deserialize(cfg.clone()).map_err(|e| {
+                let key = e.path().to_string();
+                let reason = strip_key_suffix(&e.into_inner().to_string());
+                let reason = enum_error_with_values(&cfg, &key, reason);
+                invalid(
+                    if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    reason,
+                )
+            })?;
         settings.resolve_secrets()?;
         settings.validate()?;
         Ok(settings)
@@ -583,6 +642,12 @@ impl Settings {
         }
         if m.ack_stall_ms == 0 || m.ack_stall_ms > 60_000 {
             return Err(invalid("mqtt.ack_stall_ms", "must be within 1..=60000"));
+        }
+        if self.log.repeat_lines == 0 {
+            return Err(invalid("log.repeat_lines", "must be at least 1"));
+        }
+        if self.log.repeat_window_s == 0 {
+            return Err(invalid("log.repeat_window_s", "must be at least 1"));
         }
         if m.reconnect_min_ms == 0 || m.reconnect_min_ms > m.reconnect_max_ms {
             return Err(invalid(
@@ -698,6 +763,59 @@ impl Settings {
             .listen
             .parse()
             .expect("validated in Settings::validate")
+    }
+}
+
+/// Where the value at `key` came from: the environment variable that sets it (or, for an
+/// unknown key, the variable that names it), else its line in the file.
+fn origin_of(
+    key: &str,
+    reason: &str,
+    env: &[(String, String)],
+    text: &str,
+    file: &str,
+) -> Option<String> {
+    let unknown = reason
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next());
+    let full = match unknown {
+        Some(f) if key.is_empty() || key == "(top level)" => f.to_string(),
+        Some(f) if key.rsplit('.').next() == Some(f) => key.to_string(),
+        Some(f) => format!("{key}.{f}"),
+        None => key.to_string(),
+    };
+    // The variable for the key itself, or one below it (`ENVMON__MQTT__SUBSCRIPTIONS__0__…`
+    // makes `mqtt.subscriptions` a table).
+    let full_lc = full.to_ascii_lowercase();
+    let var = env.iter().map(|(k, _)| k).find(|k| {
+        let p = k["ENVMON__".len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        p == full_lc || p.starts_with(&format!("{full_lc}."))
+    });
+    if let Some(v) = var {
+        return Some(format!("environment variable {v}"));
+    }
+    let line = crate::text::toml_line(text, key).or_else(|| crate::text::toml_line(text, &full));
+    Some(match line {
+        Some(l) => format!("{file}:{l}"),
+        None => file.to_string(),
+    })
+}
+
+/// The config crate says `enum Format does not have variant constructor senmll`; serde's own
+/// text lists the valid values. Deserialising the merged values once more through
+/// `serde_json::Value` gives serde's text (only done for that error).
+fn enum_error_with_values(cfg: &config::Config, key: &str, reason: String) -> String {
+    if !reason.contains("does not have variant constructor") {
+        return reason;
+    }
+    let Ok(v) = cfg.clone().try_deserialize::<serde_json::Value>() else {
+        return reason;
+    };
+    match serde_path_to_error::deserialize::<_, Settings>(v) {
+        Err(e) if e.path().to_string() == key => e.into_inner().to_string(),
+        _ => reason,
     }
 }
 

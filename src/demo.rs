@@ -413,6 +413,29 @@ async fn alerts_line(http: &str) -> Option<String> {
     Some(format!("alerts {firing} firing {pending} pending"))
 }
 
+/// The demo's log file, `<data dir>/envmon.log`: the terminal is kept for the banner and the
+/// status line.
+pub fn log_file(args: &DemoArgs) -> PathBuf {
+    args.data_dir.join("envmon.log")
+}
+
+/// Send the demo's log lines to [`log_file`] (appending). `RUST_LOG` sets the filter; by default
+/// envmon's own lines from `info` up and the embedded broker's warnings. Call inside a tokio
+/// runtime (the summaries of repeated lines run on it).
+pub fn init_logging(args: &DemoArgs) -> Result<PathBuf, DemoError> {
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,rumqttd=warn".into());
+    let log = crate::config::LogSettings {
+        level,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| DemoError::Settings(format!("{}: {e}", args.data_dir.display())))?;
+    let path = log_file(args);
+    crate::telemetry::init_logging_to_file(&log, &path)
+        .map_err(|e| DemoError::Settings(format!("log file {}: {e}", path.display())))?;
+    Ok(path)
+}
+
 /// Run the demo until `stop` fires or `--duration` passes.
 pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, DemoError> {
     let registry =
@@ -455,6 +478,7 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
     );
     println!("  data      {sink}");
     println!("  dead-letters {}/deadletter", args.data_dir.display());
+    println!("  log       {}", log_file(&args).display());
     println!("  API       http://{}/api/v1/air/aqi?scope=city&id=suzhou   http://{}/api/v1/water/sections", args.http, args.http);
     println!("  metrics   http://{}/metrics", args.http);
     match &alert_files {

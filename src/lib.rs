@@ -67,3 +67,4 @@ pub mod standards;
 pub mod stations;
 pub mod store;
 pub mod telemetry;
+pub mod text;

@@ -27,6 +27,10 @@ enum Cmd {
     CheckConfig {
         #[arg(long, default_value = "config/envmon.toml")]
         config: PathBuf,
+        /// Also try the MQTT broker (CONNECT) and InfluxDB (ping/health); exit 1 if either is
+        /// unreachable.
+        #[arg(long)]
+        connect: bool,
     },
     /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
     /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
@@ -109,8 +113,10 @@ fn print_calc(r: Result<String, String>) -> ExitCode {
 fn run(config: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let (settings, registry) = envmon::app::load(config)?;
-    envmon::telemetry::init_logging(&settings.log);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    // Inside the runtime: the summary task of repeated log lines runs on it.
+    let _rt = rt.enter();
+    envmon::telemetry::init_logging(&settings.log);
     rt.block_on(envmon::app::run(settings, registry, shutdown_signal()))?;
     Ok(())
 }
@@ -131,12 +137,10 @@ fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimRepor
 
 #[cfg(feature = "demo")]
 fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
-    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rumqttd=off".into());
-    envmon::telemetry::init_logging(&envmon::config::LogSettings {
-        level,
-        format: "text".into(),
-    });
     let rt = tokio::runtime::Runtime::new()?;
+    // Inside the runtime: the summary task of repeated log lines runs on it.
+    let _rt = rt.enter();
+    envmon::demo::init_logging(&args)?;
     rt.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         let on_signal = stop.clone();
@@ -154,6 +158,26 @@ fn stations(args: &envmon::cli::stations::StationsArgs) -> anyhow::Result<String
         .enable_all()
         .build()?;
     Ok(rt.block_on(envmon::cli::stations::run(args))?)
+}
+
+/// `check-config --connect`: the servers' reachability, after the config checked out.
+fn check_connect(config: &std::path::Path) -> ExitCode {
+    let r = envmon::app::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|(s, _)| {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(envmon::app::check_connect(&s))
+        });
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -189,10 +213,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::CheckConfig { config } => match envmon::app::check_config(&config) {
+        Cmd::CheckConfig { config, connect } => match envmon::app::check_config(&config) {
             Ok(summary) => {
                 print!("{summary}");
-                ExitCode::SUCCESS
+                if connect {
+                    check_connect(&config)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");

@@ -13,6 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::model::{Measurement, Reading, Sample, Station};
 use crate::num::{self, Dec};
 use crate::registry::Registry;
+use crate::text::truncate;
 
 /// Molar gas constant R in J/(mol·K) (exact in the 2019 SI, CODATA 2018).
 pub const GAS_CONSTANT: f64 = 8.314_462_618;
@@ -616,16 +617,6 @@ pub const MAX_UNIT_LEN: usize = 32;
 /// How many distinct unit spellings of unknown parameters are remembered (bounded memory).
 pub const MAX_INTERNED_UNITS: usize = 1024;
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
-}
-
 /// Canonical spelling of a known unit, used for unknown parameters whose unit envmon knows.
 fn unit_symbol(u: Unit) -> &'static str {
     use Unit::*;
@@ -705,7 +696,7 @@ fn check_param_name(station: &str, param: &str) -> Result<(), NormaliseError> {
     match why {
         Some(why) => Err(NormaliseError::BadParam {
             station: station.to_string(),
-            param: truncate(param, MAX_PARAM_LEN),
+            param: truncate(param, MAX_PARAM_LEN).into_owned(),
             why,
         }),
         None => Ok(()),
@@ -729,7 +720,7 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
     let meta = match registry {
         Some(reg) => Some(Arc::clone(reg.get(&r.station).ok_or_else(|| {
             NormaliseError::UnknownStation {
-                station: truncate(&r.station, 64),
+                station: truncate(&r.station, 64).into_owned(),
             }
         })?)),
         None => None,
@@ -758,13 +749,13 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
                     let parsed = parse_unit(u).ok_or_else(|| NormaliseError::UnknownUnit {
                         station: station.clone(),
                         param: spec.name.to_string(),
-                        unit: truncate(u, MAX_UNIT_LEN),
+                        unit: truncate(u, MAX_UNIT_LEN).into_owned(),
                     })?;
                     conversion(spec.quantity, parsed).ok_or_else(|| {
                         NormaliseError::IncompatibleUnit {
                             station: station.clone(),
                             param: spec.name.to_string(),
-                            unit: truncate(u, MAX_UNIT_LEN),
+                            unit: truncate(u, MAX_UNIT_LEN).into_owned(),
                             canonical: if spec.unit.is_empty() {
                                 "(dimensionless)"
                             } else {
@@ -803,7 +794,7 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
                 Some(u) => intern_unit(u).ok_or_else(|| NormaliseError::UnknownUnit {
                     station: station.clone(),
                     param: r.param.to_lowercase(),
-                    unit: truncate(u, MAX_UNIT_LEN),
+                    unit: truncate(u, MAX_UNIT_LEN).into_owned(),
                 })?,
             };
             (r.param.to_lowercase(), unit, r.value, r.min, r.max)

@@ -375,11 +375,13 @@ impl Pipeline {
         detail: String,
         payload: &[u8],
     ) {
+        // Topic, station and detail come from the sender: escaped and cut (crate::text). The
+        // line is rate-limited per reason (telemetry::init_logging); the metric counts all.
         tracing::warn!(
-            station = station.unwrap_or("-"),
-            topic = %origin,
+            station = %crate::text::excerpt(station.unwrap_or("-").as_bytes()),
+            topic = %crate::text::excerpt(origin.to_string().as_bytes()),
             reason,
-            detail = %detail,
+            detail = %crate::text::log_field(&detail),
             "rejected: kept in the dead-letter"
         );
         self.metrics.count_deadletter(reason);

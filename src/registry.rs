@@ -21,9 +21,20 @@ pub enum RegistryError {
         path: String,
         source: std::io::Error,
     },
-    #[error("station registry {path}: {key}: {reason}")]
+    /// `station registry config/stations.toml:12: station "WJ-A01": kind: unknown variant …`.
+    #[error(
+        "station registry {path}{}: {}{}{reason}",
+        line.map(|l| format!(":{l}")).unwrap_or_default(),
+        station.as_ref().map(|s| format!("station {s:?}: ")).unwrap_or_default(),
+        if key.is_empty() { String::new() } else { format!("{key}: ") }
+    )]
     Invalid {
         path: String,
+        /// 1-based line of the key (or of the entry's `[[station]]`), when known.
+        line: Option<usize>,
+        /// The entry's station id, when it has one.
+        station: Option<String>,
+        /// The key within the entry (`kind`), or the path for errors outside an entry.
         key: String,
         reason: String,
     },
@@ -80,17 +91,56 @@ impl Registry {
 
     /// Parse registry text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
-        let invalid = |key: String, reason: String| RegistryError::Invalid {
-            path: origin.to_string(),
-            key,
-            reason,
+        // Station ids of the entries in file order, to name an entry in its errors (the
+        // entry's index means nothing to an operator).
+        let ids: Vec<Option<String>> = toml_edit::ImDocument::parse(text)
+            .ok()
+            .and_then(|d| {
+                d.get("station")?.as_array_of_tables().map(|a| {
+                    a.iter()
+                        .map(|t| t.get("id")?.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        // A key path `station[3].kind` becomes entry 3's id, the line and the key `kind`.
+        let invalid = |path: String, reason: String| {
+            let entry = path
+                .strip_prefix("station[")
+                .and_then(|r| r.split_once(']'))
+                .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)));
+            let (station, key) = match entry {
+                Some((i, rest)) => (
+                    ids.get(i).cloned().flatten(),
+                    rest.trim_start_matches('.').to_string(),
+                ),
+                None => (None, path.clone()),
+            };
+            RegistryError::Invalid {
+                path: origin.to_string(),
+                line: crate::text::toml_line(text, &path),
+                station,
+                key,
+                reason,
+            }
         };
         let de = toml::Deserializer::new(text);
         let raw: RawRegistry = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
-            let reason = inner.message().to_string();
-            invalid(if key == "." { String::new() } else { key }, reason)
+            let reason = inner.message().trim().to_string();
+            match (key.as_str(), inner.span()) {
+                // A syntax error: no key path, but the parser's position.
+                (".", Some(span)) => RegistryError::Invalid {
+                    path: origin.to_string(),
+                    line: Some(crate::text::line_col(text, span.start).0),
+                    station: None,
+                    key: String::new(),
+                    reason: format!("TOML syntax error: {reason}"),
+                },
+                (".", None) => invalid(String::new(), reason),
+                _ => invalid(key, reason),
+            }
         })?;
         let mut reg = Registry::default();
         for (i, rs) in raw.station.into_iter().enumerate() {
@@ -274,14 +324,42 @@ groups = ["一河三湖", "demo-zone"]
     #[test]
     fn errors_name_the_key() {
         let bad = OK.replace("kind = \"water_auto\"", "kind = \"water\"");
+        let line_of =
+            |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
         let e = Registry::parse(&bad, "t").unwrap_err().to_string();
-        assert!(e.contains("station[1].kind"), "{e}");
+        let l = line_of(&bad, "kind = \"water\"");
+        assert!(
+            e.starts_with(&format!(
+                "station registry t:{l}: station \"W-TP01\": kind: "
+            )),
+            "{e}"
+        );
+        assert!(e.contains("expected one of"), "{e}");
         let bad = OK.replace("target_class = \"III\"", "target_class = \"VII\"");
         let e = Registry::parse(&bad, "t").unwrap_err().to_string();
-        assert!(e.contains("station[1].target_class"), "{e}");
+        let l = line_of(&bad, "VII");
+        assert!(
+            e.starts_with(&format!(
+                "station registry t:{l}: station \"W-TP01\": target_class: "
+            )),
+            "{e}"
+        );
         let bad = OK.replace("lat = 31.16", "lat = 131.16");
         let e = Registry::parse(&bad, "t").unwrap_err().to_string();
-        assert!(e.contains("station[0].lat"), "{e}");
+        let l = line_of(&bad, "131.16");
+        assert!(
+            e.starts_with(&format!(
+                "station registry t:{l}: station \"WJ-A01\": lat: "
+            )),
+            "{e}"
+        );
+        let e = Registry::parse("[[station]\nid = 1\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("station registry t:1: TOML syntax error"),
+            "{e}"
+        );
         let bad = OK.replace("\"W-TP01\"", "\"WJ-A01\"");
         let e = Registry::parse(&bad, "t").unwrap_err().to_string();
         assert!(e.contains("duplicate station id"), "{e}");

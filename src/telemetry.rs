@@ -1,8 +1,9 @@
 //! Telemetry: the Prometheus metrics every stage reports to, and logging set-up.
 //!
 //! Owns: metric names (`envmon_<noun>_<unit>_total`), their label sets (all bounded: reasons,
-//! sources and outcomes are fixed lists, never station ids or topics), and `tracing` set-up.
-//! No business logic.
+//! sources and outcomes are fixed lists, never station ids or topics), and `tracing` set-up:
+//! where log lines go, and the rate limit of repeated lines ([`init_logging`]). No business
+//! logic.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::LogSettings;
 
@@ -238,22 +241,132 @@ impl Metrics {
     }
 }
 
-/// Install the global `tracing` subscriber. `RUST_LOG` wins over `log.level` when set.
+/// Target of the summary lines of suppressed repeats (never suppressed itself).
+pub const LOG_SUMMARY_TARGET: &str = "envmon::log_summary";
+
+/// Event fields that vary from one occurrence of the same problem to the next (which station,
+/// topic, peer, the full explanation, attempt numbers, sizes). They are left out of the
+/// signature that decides whether two log lines are "the same", so repeats are counted per
+/// (target, message, fixed fields such as `reason` or `kind`).
+pub const VARYING_LOG_FIELDS: &[&str] = &[
+    "station",
+    "topic",
+    "peer",
+    "mn",
+    "detail",
+    "error",
+    "attempt",
+    "lines",
+    "retry_in_ms",
+    "drift_s",
+    "file",
+    "bytes",
+    "got",
+    "of",
+    "payloads",
+    "dir",
+];
+
+/// Install the global `tracing` subscriber writing to stderr. `RUST_LOG` wins over
+/// `log.level` when set.
+///
+/// Repeated lines are rate-limited: per signature (level, target, message and the fields not
+/// in [`VARYING_LOG_FIELDS`]) at most `log.repeat_lines` lines per `log.repeat_window_s`; the
+/// rest are counted, and every `log.repeat_window_s` one summary line per signature says how
+/// many were left out (`suppressed 9,874 × rejected: kept in the dead-letter (reason=invalid
+/// JSON) in the last 60 s`). Metrics are not affected: they count every event. The rate limit
+/// is `tracing-throttle`'s per-layer filter; its summary task needs a tokio runtime, so call
+/// this inside one (`Runtime::enter`); without a runtime, repeats are still limited but no
+/// summary is written.
 pub fn init_logging(log: &LogSettings) {
-    use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    install(log, BoxMakeWriter::new(std::io::stderr), ansi);
+}
+
+/// Like [`init_logging`], appending to the file `path` instead of stderr (the demo, whose
+/// terminal shows the banner and the status line).
+pub fn init_logging_to_file(log: &LogSettings, path: &std::path::Path) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    install(log, BoxMakeWriter::new(std::sync::Mutex::new(f)), false);
+    Ok(())
+}
+
+fn install(log: &LogSettings, writer: BoxMakeWriter, ansi: bool) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = if log.format == "json" {
-        builder.json().try_init()
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(writer);
+    let fmt = if log.format == "json" {
+        fmt.json().boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    let filter = tracing_subscriber::filter::FilterExt::boxed(filter);
+    let layer = match repeat_limit(log) {
+        Some(throttle) => fmt
+            .with_filter(tracing_subscriber::filter::FilterExt::and(filter, throttle))
+            .boxed(),
+        None => fmt.with_filter(filter).boxed(),
+    };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// The rate limit of repeated lines; `None` (no limit) only if the settings are out of range,
+/// which `Settings::validate` rejects.
+fn repeat_limit(log: &LogSettings) -> Option<tracing_throttle::TracingRateLimitLayer> {
+    use tracing_throttle::{Policy, TracingRateLimitLayer};
+    let window = std::time::Duration::from_secs(log.repeat_window_s);
+    let policy = Policy::time_window(log.repeat_lines, window).ok()?;
+    let window_s = log.repeat_window_s;
+    let summary: tracing_throttle::SummaryFormatter = Arc::new(move |s| {
+        let what = match &s.metadata {
+            Some(m) => {
+                let fields: Vec<String> = m
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| k.as_ref() != "message")
+                    .map(|(k, v)| format!("{k}={}", crate::text::log_field(v)))
+                    .collect();
+                let fields = if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", fields.join(", "))
+                };
+                format!(
+                    "{} {}{fields}",
+                    m.target,
+                    crate::text::log_field(&m.message)
+                )
+            }
+            None => format!("signature {}", s.signature),
+        };
+        tracing::warn!(
+            target: LOG_SUMMARY_TARGET,
+            suppressed = s.count,
+            "suppressed {} × {what} in the last {window_s} s (repeated lines are limited; \
+             /metrics counts every one)",
+            crate::text::thousands(s.count as u64),
+        );
+    });
+    let active = tokio::runtime::Handle::try_current().is_ok();
+    TracingRateLimitLayer::builder()
+        .with_policy(policy)
+        .with_summary_interval(window)
+        .with_active_emission(active)
+        .with_summary_formatter(summary)
+        .with_excluded_fields(VARYING_LOG_FIELDS.iter().map(|f| f.to_string()).collect())
+        .with_exempt_targets(vec![LOG_SUMMARY_TARGET.to_string()])
+        .build()
+        .ok()
 }
 
 /// Connection state of the broker connection: written by `source::mqtt`, read by the readiness

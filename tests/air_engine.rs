@@ -521,3 +521,39 @@ fn edition_follows_the_date_of_the_data() {
     assert!(!h_new.supplementary.contains_key("o3_8h"));
     assert!(!h_new.concentrations.contains_key("o3_8h"));
 }
+
+/// "Not published" is one thing in the CLI and the API (docs/api.md): `primary` is `null`
+/// like `aqi`, `level`, `category` and `color`; `[]` means published with AQI ≤ 50.
+#[test]
+fn not_published_is_null_in_the_api_as_in_the_cli() {
+    let reg = registry();
+    let mut e = engine();
+    // HJ 633-2026 (from 2026-03-01): one hour with PM2.5 only, AQI ≤ 100 → not published.
+    let day = d(2026, 6, 1);
+    let t = local(day, 8);
+    assert!(e.ingest(&hourly(&reg, "WJ-A01", t, "pm25", 30.0)));
+    e.flush();
+    let v = e.view();
+    let api = serde_json::to_value(&v.series["station:WJ-A01"].hourly[&t.timestamp()]).unwrap();
+    assert_eq!(api["published"], false, "{api}");
+    assert!(api["aqi"].is_null() && api["primary"].is_null(), "{api}");
+
+    use envmon::indicators::aqi::{hourly_aqi, AirValues, AqiOptions, Edition};
+    let values = AirValues {
+        pm25: Some(30.0),
+        ..Default::default()
+    };
+    let cli = hourly_aqi(Edition::for_date(day), &values, &AqiOptions::default()).unwrap();
+    let cli = serde_json::to_value(&cli).unwrap();
+    assert_eq!(cli["published"], false, "{cli}");
+    assert_eq!(cli["primary"], api["primary"]);
+    assert_eq!(cli["aqi"], api["aqi"]);
+
+    // Published with AQI ≤ 50: `[]` in both.
+    let mut e = engine();
+    feed_day(&mut e, "WJ-A01", d(2025, 6, 1), 10.0);
+    let v = e.view();
+    let api = serde_json::to_value(&v.series["station:WJ-A01"].daily[&d(2025, 6, 1)]).unwrap();
+    assert_eq!(api["published"], true, "{api}");
+    assert_eq!(api["primary"], serde_json::json!([]), "{api}");
+}

@@ -1,5 +1,7 @@
 //! `envmon check-config` as an operator uses it.
 
+mod common;
+
 use std::process::Command;
 
 fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -89,9 +91,149 @@ fn errors_name_the_key_and_exit_non_zero() {
     .unwrap();
     let (code, _, err) = check(&[], &[("ENVMON__STATIONS__FILE", st.to_str().unwrap())]);
     assert_ne!(code, 0);
-    assert!(err.contains("station[0].kind"), "{err}");
+    // The entry by its station id and line (line 5: `kind = "air"`), the valid kinds listed.
+    assert!(
+        err.contains(&format!(
+            "{}:5: station \"X\": kind: unknown variant `air`",
+            st.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("air_national"), "{err}");
 
     let (code, _, err) = check(&["--config", "/nonexistent/envmon.toml"], &[]);
     assert_ne!(code, 0);
     assert!(err.contains("/nonexistent/envmon.toml"), "{err}");
+}
+
+/// The shipped config with one line replaced, written to a temp dir: (dir, path, line number).
+fn shipped_with(find: &str, replace: &str) -> (tempfile::TempDir, std::path::PathBuf, usize) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/envmon.toml"))
+        .expect("shipped config");
+    let line = text
+        .lines()
+        .position(|l| l.trim() == find)
+        .unwrap_or_else(|| panic!("{find:?} not in config/envmon.toml"))
+        + 1;
+    let text: String = text
+        .lines()
+        .map(|l| if l.trim() == find { replace } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("envmon.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path, line)
+}
+
+#[test]
+fn toml_syntax_error_names_file_line_and_column() {
+    let (_d, path, line) = shipped_with("[influxdb]", "[influxdb");
+    let (code, _, err) = check(&["--config", path.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("{}:{line}:10: TOML syntax error", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_enum_value_lists_the_valid_values_with_file_and_line() {
+    let (_d, path, line) = shipped_with("format = \"senml\"", "format = \"senmll\"");
+    let (code, _, err) = check(&["--config", path.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: mqtt.subscriptions[1].format",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown variant `senmll`, expected one of `json`, `senml`, `hj212`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validation_error_names_file_and_line() {
+    let (_d, path, line) = shipped_with("host = \"127.0.0.1\"", "host = \"\"");
+    let (code, _, err) = check(&["--config", path.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: mqtt.host: must not be empty",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn error_from_the_environment_names_the_variable() {
+    let (code, _, err) = check(&[], &[("ENVMON__MQTT__PORT", "abc")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("environment variable ENVMON__MQTT__PORT: mqtt.port"),
+        "{err}"
+    );
+    let (code, _, err) = check(&[], &[("ENVMON__MQTT__PROT", "1")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("environment variable ENVMON__MQTT__PROT: mqtt.prot: unknown field"),
+        "{err}"
+    );
+}
+
+#[test]
+fn connect_tries_broker_and_influxdb_and_names_the_unreachable_one() {
+    let mosq = common::Mosquitto::start();
+    let influx = common::Influx1::start();
+    let port = mosq.port().to_string();
+    let url = influx.url();
+    let (code, out, err) = check(
+        &["--connect"],
+        &[
+            ("ENVMON__MQTT__PORT", &port),
+            ("ENVMON__INFLUXDB__URL", &url),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("mqtt 127.0.0.1:{port}: reachable")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("influxdb {url}: reachable")), "{out}");
+
+    // InfluxDB on a port where nothing listens: only it is named, exit non-zero.
+    let dead = format!("http://127.0.0.1:{}", common::process::free_port());
+    let (code, _out, err) = check(
+        &["--connect"],
+        &[
+            ("ENVMON__MQTT__PORT", &port),
+            ("ENVMON__INFLUXDB__URL", &dead),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("reachable (CONNACK accepted)"), "{err}");
+    assert!(
+        err.contains(&format!("unreachable: InfluxDB {dead}")),
+        "{err}"
+    );
+    assert!(!err.contains("MQTT broker"), "{err}");
+
+    // And the broker gone: it is named.
+    let dead_port = common::process::free_port().to_string();
+    let (code, _, err) = check(
+        &["--connect"],
+        &[
+            ("ENVMON__MQTT__PORT", &dead_port),
+            ("ENVMON__INFLUXDB__URL", &url),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("unreachable: MQTT broker 127.0.0.1:{dead_port}")),
+        "{err}"
+    );
 }

@@ -526,9 +526,7 @@ impl RuleSet {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let reason = inner.message().to_string();
-            let line = inner
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = inner.span().map(|s| crate::text::line_col(text, s.start).0);
             let reason = match line {
                 Some(l) => format!("{reason} (line {l})"),
                 None => reason,

@@ -4,7 +4,9 @@
 //!
 //! Owns: the HTTP server. Reads snapshots (watch channels, metrics); never sends into the
 //! pipeline. Every error answer has one shape, `{"error":{"zh":…,"en":…}}` ([`error_response`]),
-//! unknown paths included.
+//! unknown paths included; answers that axum itself gives (a query string that does not parse,
+//! a body over the limit, a method the route does not take) are brought into the same shape by
+//! [`uniform_errors`], so no route can answer an error in another form.
 
 pub mod auth;
 
@@ -48,9 +50,58 @@ pub const STATUS_PAGE: &str = include_str!("status.html");
 pub fn error_response(code: StatusCode, zh: &str, en: &str) -> Response {
     (
         code,
-        Json(serde_json::json!({ "error": { "zh": zh, "en": en } })),
+        Json(serde_json::json!({ "error": crate::text::bilingual_json(zh, en) })),
     )
         .into_response()
+}
+
+/// How much of a non-JSON error body (axum's own rejection text) is read to become the English
+/// half of the error (the rejection texts are one short sentence).
+const REJECTION_BODY_BYTES: usize = 4096;
+
+/// Bring an error answer that is not JSON (axum's extractor rejections: plain text; 405: empty)
+/// into the one error shape, keeping the status and headers such as `Allow`. JSON answers pass
+/// unchanged (the routes' own errors already have the shape; `/readyz` answers 503 with its
+/// status object on purpose).
+pub async fn uniform_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, REJECTION_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = crate::text::log_field(String::from_utf8_lossy(&bytes).trim());
+    let en = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let zh = match status {
+        StatusCode::BAD_REQUEST => "请求无效",
+        StatusCode::NOT_FOUND => "没有这个路径",
+        StatusCode::METHOD_NOT_ALLOWED => "此路径不支持该请求方法",
+        StatusCode::PAYLOAD_TOO_LARGE => "请求体过大",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "请求体类型不支持",
+        StatusCode::UNPROCESSABLE_ENTITY => "请求内容无法处理",
+        s if s.is_server_error() => "服务器内部错误",
+        _ => "请求失败",
+    };
+    let mut out = error_response(status, zh, &en);
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 pub fn router(state: ApiState, extra: Vec<Router>) -> Router {
@@ -75,6 +126,7 @@ pub fn router(state: ApiState, extra: Vec<Router>) -> Router {
             &format!("no such route: {}", uri.path()),
         )
     })
+    .layer(axum::middleware::map_response(uniform_errors))
 }
 
 /// Sum of every sample line of a counter family in Prometheus text.

@@ -72,11 +72,9 @@ pub async fn run(args: &StationsArgs) -> Result<String, StationsCliError> {
     })?;
     if status != 200 {
         let message = match (v.pointer("/error/zh"), v.pointer("/error/en")) {
-            (Some(zh), Some(en)) => format!(
-                "{} / {}",
-                zh.as_str().unwrap_or(""),
-                en.as_str().unwrap_or("")
-            ),
+            (Some(zh), Some(en)) => {
+                crate::text::bilingual(zh.as_str().unwrap_or(""), en.as_str().unwrap_or(""))
+            }
             _ => body,
         };
         return Err(StationsCliError::Refused {

@@ -10,10 +10,11 @@ use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use super::{snippet, DecodeContext};
+use super::DecodeContext;
 /// `[vendor.<name>]` mappings: defined in `config`; the decoding is here.
 pub use crate::config::VendorMapping;
 use crate::model::{Flag, Interval, Reading};
+use crate::text::excerpt;
 
 /// What went wrong; each kind has one fixed `reason()` label (docs/formats.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,18 +126,18 @@ impl ErrorDetail {
     }
 
     pub(crate) fn value(mut self, v: &Value) -> Self {
-        self.value = Some(value_snippet(v));
+        self.value = Some(value_excerpt(v));
         self
     }
 
     pub(crate) fn value_str(mut self, v: &str) -> Self {
-        self.value = Some(snippet(v.as_bytes()));
+        self.value = Some(excerpt(v.as_bytes()));
         self
     }
 
     pub(crate) fn station_opt(mut self, st: Option<&str>) -> Self {
         if self.station.is_none() {
-            self.station = st.map(|s| snippet(s.as_bytes()));
+            self.station = st.map(|s| excerpt(s.as_bytes()));
         }
         self
     }
@@ -203,8 +204,8 @@ impl From<ErrorDetail> for JsonError {
 }
 
 /// A JSON value rendered for an error message, truncated.
-pub(crate) fn value_snippet(v: &Value) -> String {
-    snippet(v.to_string().as_bytes())
+pub(crate) fn value_excerpt(v: &Value) -> String {
+    excerpt(v.to_string().as_bytes())
 }
 
 /// Parse payload bytes as JSON, telling overflowing numbers (`1e999`) apart from syntax errors.
@@ -584,8 +585,8 @@ fn decode_envmon_object(
                     ErrorKind::MissingField,
                     "station",
                     format!(
-                        "no station in the payload and none in topic {:?}",
-                        snippet(topic.as_bytes())
+                        "no station in the payload and none in topic \"{}\"",
+                        excerpt(topic.as_bytes())
                     ),
                 ))
             }
@@ -596,7 +597,7 @@ fn decode_envmon_object(
         if let Some(k) = obj.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
             return Err(ErrorDetail::new(
                 ErrorKind::UnknownField,
-                snippet(k.as_bytes()),
+                excerpt(k.as_bytes()),
                 "envmon JSON has only station, time, interval and readings",
             ));
         }
@@ -636,14 +637,14 @@ fn decode_envmon_object(
             ));
         }
         for (name, rv) in readings {
-            let field = format!("readings.{}", snippet(name.as_bytes()));
+            let field = format!("readings.{}", excerpt(name.as_bytes()));
             let mut r = Reading::new(station.clone(), time, interval, name.to_lowercase(), 0.0);
             match rv {
                 Value::Object(m) => {
                     if let Some(k) = m.keys().find(|k| !READING_FIELDS.contains(&k.as_str())) {
                         return Err(ErrorDetail::new(
                             ErrorKind::UnknownField,
-                            format!("{field}.{}", snippet(k.as_bytes())),
+                            format!("{field}.{}", excerpt(k.as_bytes())),
                             "a reading has only value, unit, flag, min, max and cou",
                         ));
                     }
@@ -890,7 +891,7 @@ impl VendorMapping {
                     ErrorDetail::new(
                         ErrorKind::MissingField,
                         "station",
-                        format!("no station in topic {:?}", snippet(topic.as_bytes())),
+                        format!("no station in topic \"{}\"", excerpt(topic.as_bytes())),
                     )
                 })?
                 .to_string(),

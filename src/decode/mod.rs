@@ -73,16 +73,3 @@ pub fn decode(
         Format::Hj212 => hj212::decode(topic, payload, ctx)?,
     })
 }
-
-/// Truncate a payload or value for inclusion in an error message (bounded context).
-pub fn snippet(bytes: &[u8]) -> String {
-    const MAX: usize = 80;
-    let s = String::from_utf8_lossy(bytes);
-    if s.chars().count() <= MAX {
-        s.into_owned()
-    } else {
-        let mut out: String = s.chars().take(MAX).collect();
-        out.push('…');
-        out
-    }
-}

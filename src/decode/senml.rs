@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use super::json::{
     check_range, check_station, parse_json, station_from_topic, type_name, ErrorDetail, ErrorKind,
 };
-use super::{snippet, DecodeContext};
+use super::DecodeContext;
 use crate::model::{Interval, Reading};
+use crate::text::excerpt;
 
 /// Why a SenML pack was rejected (same kinds and labels as [`super::json::JsonError`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -179,7 +180,7 @@ pub fn decode(
             if k.ends_with('_') {
                 return Err(ErrorDetail::new(
                     ErrorKind::UnsupportedField,
-                    field(i, &snippet(k.as_bytes())),
+                    field(i, &excerpt(k.as_bytes())),
                     "a \"must understand\" field envmon does not understand (RFC 8428 §4.4)",
                 )
                 .into());
@@ -231,9 +232,9 @@ pub fn decode(
                     ErrorKind::MissingField,
                     field(i, "bn"),
                     format!(
-                        "name {:?} has no station prefix (bn = \"<station>:\") and topic {:?} names none",
-                        snippet(name.as_bytes()),
-                        snippet(topic.as_bytes())
+                        "name \"{}\" has no station prefix (bn = \"<station>:\") and topic \"{}\" names none",
+                        excerpt(name.as_bytes()),
+                        excerpt(topic.as_bytes())
                     ),
                 )
                 .into())

@@ -317,9 +317,7 @@ struct ApiState {
     sd: mpsc::Sender<SdInput>,
 }
 
-fn error(code: StatusCode, zh: &str, en: &str) -> Response {
-    (code, Json(json!({"error": {"zh": zh, "en": en}}))).into_response()
-}
+use crate::api::error_response as error;
 
 fn starting() -> Response {
     error(
@@ -414,7 +412,7 @@ async fn post_sd(
     };
     let is_lake = s.view.borrow().lake_sections.contains(&id);
     if let Err(e) = core::validate_sd(is_lake, &id, b.value_m, time, Utc::now()) {
-        return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.to_string());
+        return error(StatusCode::BAD_REQUEST, &e.zh(), &e.en());
     }
     let (tx, rx) = oneshot::channel();
     let input = SdInput {
@@ -439,11 +437,11 @@ async fn post_sd(
             StatusCode::CREATED,
             Json(
                 json!({"section": id, "value_m": b.value_m, "time": time.to_rfc3339(),
-                "status": {"zh": "已记录", "en": "recorded"}}),
+                "status": crate::text::bilingual_json("已记录", "recorded")}),
             ),
         )
             .into_response(),
-        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, &e.to_string(), &e.to_string()),
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, &e.zh(), &e.en()),
         _ => unavailable(),
     }
 }

@@ -52,9 +52,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::decode::hj212::{self, encode, Hj212Error, Hj212Options, Segment};
-use crate::decode::{snippet, DecodeContext, Format};
+use crate::decode::{DecodeContext, Format};
 use crate::registry::{Registry, Station};
 use crate::source::{AckHandle, AckWaiter, Envelope, Origin, Payload};
+use crate::text::excerpt as snippet;
 
 /// Errors that stop the listener (per-connection trouble never does).
 #[derive(Debug, thiserror::Error)]
@@ -634,7 +635,7 @@ impl Conn {
             // Not reached with a registry; treat like an unknown MN rather than panic.
             Ok(None) => {
                 let e = Hj212Error::UnknownStation {
-                    mn: seg.mn.unwrap_or("").chars().take(64).collect(),
+                    mn: crate::text::truncate(seg.mn.unwrap_or(""), 64).into_owned(),
                 };
                 return self.reject(&e, seg.mn, raw.clone()).await;
             }

@@ -262,10 +262,10 @@ async fn poll_loop(
                 for (code, f) in s.return_codes.iter().zip(filters.iter()) {
                     match code {
                         SubscribeReasonCode::Failure => {
-                            tracing::error!(topic = %f.path, "mqtt: broker refused the subscription")
+                            tracing::error!(filter = %f.path, "mqtt: broker refused the subscription")
                         }
                         SubscribeReasonCode::Success(q) => {
-                            tracing::debug!(topic = %f.path, qos = ?q, "mqtt: subscribed")
+                            tracing::debug!(filter = %f.path, qos = ?q, "mqtt: subscribed")
                         }
                     }
                 }

@@ -100,7 +100,7 @@ pub async fn influxql(s: &InfluxSettings, q: &str) -> Result<Vec<Series>, QueryE
             reason: format!(
                 "HTTP {}: {}",
                 status.as_u16(),
-                text.chars().take(300).collect::<String>()
+                crate::text::truncate(&text, crate::text::LOG_FIELD_CHARS)
             ),
         });
     }

@@ -66,7 +66,7 @@ pub struct Writer {
 }
 
 fn classify_status(status: u16, text: String) -> WriteFailure {
-    let detail = truncate(&text, 300);
+    let detail = crate::text::truncate(text.trim(), crate::text::LOG_FIELD_CHARS).into_owned();
     match status {
         400 | 422 => WriteFailure::BadData { status, detail },
         413 => WriteFailure::TooLarge,
@@ -101,17 +101,6 @@ fn classify_reqwest(e: &reqwest::Error) -> WriteFailure {
         kind,
         detail: e.to_string(),
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.trim().to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", s[..end].trim())
 }
 
 fn gzip(body: &str) -> Vec<u8> {

@@ -61,6 +61,8 @@ pub struct EnvmonOpts {
     /// Body of the `[alerts]` table. Default `enabled = false`: envmon runs from the repository,
     /// where `config/alerts.toml` (written for the sample registry) would otherwise be loaded.
     pub alerts: String,
+    /// Extra keys of the `[log]` table (e.g. `repeat_lines = 2`).
+    pub log_extra: String,
 }
 
 impl EnvmonOpts {
@@ -78,6 +80,7 @@ impl EnvmonOpts {
             indicators: true,
             http_extra: String::new(),
             alerts: "enabled = false".into(),
+            log_extra: String::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ listen = "127.0.0.1:{http_port}"
 {http_extra}
 [log]
 level = "info,envmon=debug"
+{log_extra}
 [indicators]
 enabled = {indicators}
 state_dir = "{state}"
@@ -165,6 +169,7 @@ state_dir = "{state}"
             extra = o.extra,
             http_extra = o.http_extra,
             alerts = o.alerts,
+            log_extra = o.log_extra,
             indicators = o.indicators,
         );
         let config_path = dir.path().join("envmon.toml");

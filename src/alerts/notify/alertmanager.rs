@@ -15,8 +15,9 @@ use serde_json::{json, Map, Value};
 
 use crate::alerts::{AlertEvent, Notification, Status};
 
-use super::format::{num, truncate_bytes};
+use super::format::num;
 use super::queue::{classify_reqwest, classify_status, Deliver, Failure, Worker};
+use crate::text::truncate_bytes;
 
 /// How far ahead `endsAt` of a firing alert is set, in re-send intervals (Prometheus' factor).
 const VALID_FOR_RESENDS: u32 = 4;

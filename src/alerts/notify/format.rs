@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::alerts::{AlertEvent, Notification, Status};
+use crate::text::truncate_bytes;
 
 /// Stations of the registry are in China; `AlertEvent` carries no time zone, so times in
 /// messages are China Standard Time (UTC+8, IANA `Asia/Shanghai`).
@@ -175,19 +176,6 @@ pub fn merged_header(count: usize) -> String {
     format!("**【合并】{count} 条通知 / [Merged] {count} notifications**{BR}发送频率已达上限，以下通知合并发送 / Rate limit reached: notifications merged")
 }
 
-/// Cut `s` to at most `max` bytes on a char boundary.
-pub fn truncate_bytes(mut s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s
-}
-
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -281,12 +269,6 @@ mod tests {
         assert_eq!(with_unit(35.0, Some("ug/m3")), "35 µg/m³");
         assert_eq!(with_unit(7.5, Some("mg/L")), "7.5 mg/L");
         assert_eq!(with_unit(80.0, Some("")), "80");
-    }
-
-    #[test]
-    fn truncates_on_char_boundary() {
-        let s = "预警预警".to_string(); // 12 bytes
-        assert_eq!(truncate_bytes(s, 7), "预警");
     }
 
     #[test]

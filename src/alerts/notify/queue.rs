@@ -77,7 +77,7 @@ pub(crate) fn classify_status(status: u16, body: &str) -> Failure {
 
 /// At most 200 bytes of a reply, for logs.
 pub(crate) fn short(s: &str) -> String {
-    super::format::truncate_bytes(s.trim().to_string(), 200)
+    crate::text::truncate_bytes(s.trim().to_string(), 200)
 }
 
 /// Retry timing of one notifier.

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use crate::config::Secret;
 
-use super::format::{merged_header, notification_markdown, truncate_bytes};
+use super::format::{merged_header, notification_markdown};
 use super::queue::{classify_reqwest, classify_status, short, Failure, Item, Worker};
+use crate::text::truncate_bytes;
 
 pub(crate) enum Robot {
     Wecom {

@@ -3,7 +3,7 @@
 
 use super::crc::{crc16, parse_hex4};
 use super::Hj212Error;
-use crate::decode::snippet;
+use crate::text::excerpt as snippet;
 
 /// A frame that passed the checks: its data segment and what the length field said.
 #[derive(Debug, Clone, Copy)]

@@ -33,7 +33,7 @@ pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Hj212Error {
-    #[error("not an HJ 212 frame (expected ##, 4-digit length, data, 4-hex CRC): {snippet:?}")]
+    #[error("not an HJ 212 frame (expected ##, 4-digit length, data, 4-hex CRC): \"{snippet}\"")]
     NotAFrame { snippet: String },
     #[error("CRC mismatch: frame says {stated:04X}, data gives {computed:04X} (HJ 212 Appendix A CRC16)")]
     BadCrc {
@@ -47,7 +47,7 @@ pub enum Hj212Error {
         actual: usize,
         station: Option<String>,
     },
-    #[error("malformed frame: {what}: {snippet:?}")]
+    #[error("malformed frame: {what}: \"{snippet}\"")]
     Malformed {
         what: &'static str,
         snippet: String,
@@ -237,7 +237,7 @@ fn bounded(s: &str) -> String {
     if s.len() <= 64 {
         s.to_string()
     } else {
-        super::snippet(s.as_bytes())
+        crate::text::excerpt(s.as_bytes())
     }
 }
 
@@ -274,7 +274,7 @@ pub fn readings_from_segment(
         let Some(value) = value else {
             return Err(Hj212Error::Malformed {
                 what: "CP field without '='",
-                snippet: super::snippet(key.as_bytes()),
+                snippet: crate::text::excerpt(key.as_bytes()),
                 station: Some(station.to_string()),
             });
         };

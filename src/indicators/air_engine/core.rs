@@ -171,7 +171,9 @@ pub struct Entry {
     pub level: Option<u8>,
     pub category: Option<CategoryText>,
     pub color: Option<String>,
-    pub primary: Vec<String>,
+    /// Primary pollutant(s), as in `envmon calc aqi`: `null` when the AQI is not published
+    /// (like `aqi`, `level`, `category`, `color`), `[]` when it is published and ≤ 50.
+    pub primary: Option<Vec<String>>,
     pub iaqi: BTreeMap<String, u32>,
     #[serde(default)]
     pub supplementary: BTreeMap<String, u32>,
@@ -575,10 +577,8 @@ impl Engine {
             color: res.color.map(str::to_string),
             primary: res
                 .primary
-                .iter()
-                .flatten()
-                .map(|i| i.as_str().to_string())
-                .collect(),
+                .as_ref()
+                .map(|p| p.iter().map(|i| i.as_str().to_string()).collect()),
             iaqi: res
                 .iaqi
                 .iter()
@@ -1063,7 +1063,10 @@ pub fn entry_point(
             "color".into(),
             FieldValue::Str(e.color.clone().unwrap_or_default()),
         ),
-        ("primary".into(), FieldValue::Str(e.primary.join(","))),
+        (
+            "primary".into(),
+            FieldValue::Str(e.primary.as_deref().unwrap_or_default().join(",")),
+        ),
         ("published".into(), FieldValue::Bool(e.published)),
         ("valid".into(), FieldValue::Bool(e.valid)),
         ("provisional".into(), FieldValue::Bool(e.provisional)),

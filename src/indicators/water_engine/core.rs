@@ -79,17 +79,37 @@ pub enum SdSource {
     Station,
 }
 
-/// Errors of a manual SD input (HTTP 404 / 400).
+/// Errors of a manual SD input (HTTP 404 / 400). `Display` is the bilingual text
+/// (`crate::text::bilingual`); [`SdError::zh`] and [`SdError::en`] are its two halves.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", crate::text::bilingual(&self.zh(), &self.en()))]
 pub enum SdError {
-    #[error("未知断面 {0:?} / unknown section {0:?}")]
     UnknownSection(String),
-    #[error("断面 {0:?} 不是湖库断面，透明度不参与评价 / section {0:?} is not a lake or reservoir section (SD is used for the lake TLI only)")]
     NotLake(String),
-    #[error("透明度须为 0 到 50 m 之间的正数 / value_m must be a number > 0 and <= 50 m, got {0}")]
     BadValue(f64),
-    #[error("测量时间晚于当前时间 / time {0} is in the future")]
     Future(DateTime<Utc>),
+}
+
+impl SdError {
+    pub fn zh(&self) -> String {
+        match self {
+            SdError::UnknownSection(s) => format!("未知断面 {s:?}"),
+            SdError::NotLake(s) => format!("断面 {s:?} 不是湖库断面，透明度不参与评价"),
+            SdError::BadValue(_) => "透明度须为 0 到 50 m 之间的正数".into(),
+            SdError::Future(_) => "测量时间晚于当前时间".into(),
+        }
+    }
+
+    pub fn en(&self) -> String {
+        match self {
+            SdError::UnknownSection(s) => format!("unknown section {s:?}"),
+            SdError::NotLake(s) => format!(
+                "section {s:?} is not a lake or reservoir section (SD is used for the lake TLI only)"
+            ),
+            SdError::BadValue(v) => format!("value_m must be a number > 0 and <= 50 m, got {v}"),
+            SdError::Future(t) => format!("time {t} is in the future"),
+        }
+    }
 }
 
 /// Daily mean of chla / algae with the daily validity rule.
@@ -199,7 +219,7 @@ fn first_of_year(d: NaiveDate) -> NaiveDate {
 }
 
 fn bilingual(p: (&str, &str)) -> Value {
-    json!({"zh": p.0, "en": p.1})
+    crate::text::bilingual_json(p.0, p.1)
 }
 
 fn meets_label(m: Option<bool>) -> Value {

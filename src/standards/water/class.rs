@@ -719,7 +719,7 @@ pub fn quality_label(c: WaterClass) -> (&'static str, &'static str) {
 }
 
 fn bilingual(pair: (&str, &str)) -> Value {
-    json!({"zh": pair.0, "en": pair.1})
+    crate::text::bilingual_json(pair.0, pair.1)
 }
 
 fn exceedance_json(list: &[Exceedance]) -> Value {
