@@ -340,7 +340,10 @@ fn demo_runs_by_itself_for_20_seconds_and_stores_what_it_receives() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("broker    mqtt://127.0.0.1:"), "{stdout}");
-    assert!(stdout.contains("msg/s"), "status lines: {stdout}");
+    assert!(
+        stdout.contains("/min, 读数 / readings "),
+        "status lines: {stdout}"
+    );
     // The final line: everything received was stored or dead-lettered, nothing left behind.
     let (published, received, stored, dead) = summary(&stdout);
     assert!(published > 100, "{stdout}");

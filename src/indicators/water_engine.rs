@@ -5,7 +5,7 @@
 //! `lake_tli`, publishes a read-only [`WaterView`] for the HTTP API and accepts manual
 //! transparency (SD) readings from the API through its own channel (never through the ingest
 //! pipeline). State is saved to `<state_dir>/water-engine.json` (temp file + rename) every
-//! `snapshot_interval_s` and at shutdown, and loaded at start. Rules: docs/indicators-water.md
+//! `snapshot_interval_s` and at shutdown, and loaded at start. Rules: docs/indicators.md ("Water")
 //! ("Engine"); schema: docs/schema.md ("Indicator measurements: water").
 
 pub mod core;
@@ -56,7 +56,7 @@ pub struct WaterEngineSettings {
     pub min_days_month: u32,
     /// Minimum valid daily means for the year-to-date mean [1].
     pub min_days_ytd: u32,
-    /// `mean` [default] or `extremes` (see docs/indicators-water.md).
+    /// `mean` [default] or `extremes` (see docs/indicators.md, "Water").
     pub ph_rule: String,
     /// `daily_means` [default] or `monthly_means`.
     pub ytd_basis: String,
