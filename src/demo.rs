@@ -1263,8 +1263,8 @@ target_class = "III"
         for i in 0..40u64 {
             w.push(CounterSample {
                 at: t0 + Duration::from_secs(5 * i),
-                received: (i + 1) / 2 * 60,
-                written: (i + 1) / 2 * 600,
+                received: i.div_ceil(2) * 60,
+                written: i.div_ceil(2) * 600,
                 write_s_sum: i as f64 * 0.01,
                 write_count: i,
             });
