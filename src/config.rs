@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{hj212::Hj212Options, json::VendorMapping, Format};
+mod engines;
+mod sources;
+
+pub use engines::{default_areas, AirEngineSettings, AreaDef, AreaScope, WaterEngineSettings};
+pub use sources::{Format, Hj212Options, VendorMapping};
 
 /// A configuration error, naming the key path and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -351,9 +355,9 @@ pub struct IndicatorSettings {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     #[serde(default)]
-    pub air: crate::indicators::air_engine::AirEngineSettings,
+    pub air: AirEngineSettings,
     #[serde(default)]
-    pub water: crate::indicators::water_engine::WaterEngineSettings,
+    pub water: WaterEngineSettings,
 }
 
 impl Default for IndicatorSettings {

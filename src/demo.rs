@@ -121,6 +121,9 @@ pub struct DemoReport {
     /// Dead-letter records (payloads or readings), by reason.
     pub deadletters: u64,
     pub data_dir: PathBuf,
+    /// The wait for envmon to take and finish everything published ended at its time limit
+    /// with envmon still busy (a gap is then "not received in time", not a broker loss).
+    pub drain_timed_out: bool,
 }
 
 impl DemoReport {
@@ -153,7 +156,16 @@ impl DemoReport {
             self.messages_dead_lettered,
             if ok { " — 无丢失 / nothing lost" } else { "" }
         )];
-        if p > r {
+        if p > r && self.drain_timed_out {
+            out.push(red(
+                &format!(
+                    "丢失 / LOST: {} messages the broker accepted were not received before the demo stopped: envmon was still busy when the {} s wait ended (published − received)",
+                    p - r,
+                    DRAIN_LIMIT.as_secs()
+                ),
+                color,
+            ));
+        } else if p > r {
             out.push(red(
                 &format!(
                     "丢失 / LOST: {} messages the broker accepted never reached envmon (published − received)",
@@ -185,6 +197,9 @@ impl DemoReport {
         out
     }
 }
+
+/// How long the demo waits at the end for envmon to take and finish what was published.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// `text` in red (ANSI SGR 31) when `color`.
 fn red(text: &str, color: bool) -> String {
@@ -1028,7 +1043,7 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
     while (received(&metrics) < published
         || done(&metrics) < received(&metrics)
         || metrics.acks_pending.get() > 0)
-        && drain.elapsed() < Duration::from_secs(60)
+        && drain.elapsed() < DRAIN_LIMIT
     {
         // Nothing more arrives once the broker has nothing left for envmon.
         let r = received(&metrics);
@@ -1042,6 +1057,7 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let drain_timed_out = drain.elapsed() >= DRAIN_LIMIT;
     app_stop.cancel();
     match app.await {
         Ok(Ok(())) => {}
@@ -1060,6 +1076,7 @@ pub async fn run(args: DemoArgs, stop: CancellationToken) -> Result<DemoReport, 
         readings_written: written(&metrics),
         deadletters: deadletters(&metrics),
         data_dir: args.data_dir.clone(),
+        drain_timed_out,
     };
     for l in report.summary(color) {
         println!("{l}");
@@ -1315,6 +1332,7 @@ target_class = "III"
             readings_written: 1,
             deadletters: 100,
             data_dir: "data".into(),
+            drain_timed_out: false,
         };
         let l = r.summary(false);
         assert_eq!(
@@ -1343,6 +1361,15 @@ target_class = "III"
         );
         assert_eq!(l.len(), 2);
         assert!(r.summary(true)[1].starts_with("\x1b[1;31m"));
+        let late = DemoReport {
+            drain_timed_out: true,
+            ..r.clone()
+        };
+        assert!(
+            late.summary(false)[1].contains("were not received before the demo stopped"),
+            "{:?}",
+            late.summary(false)
+        );
     }
 
     #[test]

@@ -30,14 +30,14 @@ enum Cmd {
     },
     /// Decode payloads from stdin (one per line) and print canonical readings as JSON lines;
     /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
-    Decode(envmon::decode::cli::DecodeArgs),
+    Decode(envmon::cli::decode::DecodeArgs),
     /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
     Simulate(Box<envmon::sim::SimArgs>),
     /// The whole job in one process: embedded broker, simulated stations, pipeline, indicators,
     /// HTTP API; data to ./data (or an InfluxDB). Ctrl-C stops it.
     Demo(Box<envmon::demo::DemoArgs>),
     /// Stations of a running envmon: online, silent or never reported, last seen, dead-letters.
-    Stations(envmon::stations::cli::StationsArgs),
+    Stations(envmon::cli::stations::StationsArgs),
     /// Calculators for operators and auditors.
     Calc {
         #[command(subcommand)]
@@ -53,16 +53,16 @@ enum Cmd {
 #[derive(Subcommand)]
 enum AlertsCmd {
     /// Validate the rules file and list every rule with the size of its scope.
-    Check(envmon::alerts::cli::CheckArgs),
+    Check(envmon::cli::alerts::CheckArgs),
     /// Evaluate one rule against stored readings: when it would have fired and resolved.
-    Backtest(envmon::alerts::cli::BacktestArgs),
+    Backtest(envmon::cli::alerts::BacktestArgs),
 }
 
 fn alerts(what: AlertsCmd) -> ExitCode {
     let r = match what {
-        AlertsCmd::Check(a) => envmon::alerts::cli::check(&a),
+        AlertsCmd::Check(a) => envmon::cli::alerts::check(&a),
         AlertsCmd::Backtest(a) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(envmon::alerts::cli::backtest(&a)),
+            Ok(rt) => rt.block_on(envmon::cli::alerts::backtest(&a)),
             Err(e) => {
                 eprintln!("error: cannot start the tokio runtime: {e}");
                 return ExitCode::FAILURE;
@@ -145,11 +145,11 @@ fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stations(args: &envmon::stations::cli::StationsArgs) -> anyhow::Result<String> {
+fn stations(args: &envmon::cli::stations::StationsArgs) -> anyhow::Result<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(rt.block_on(envmon::stations::cli::run(args))?)
+    Ok(rt.block_on(envmon::cli::stations::run(args))?)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -195,7 +195,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Decode(a) => envmon::decode::cli::main(&a),
+        Cmd::Decode(a) => envmon::cli::decode::main(&a),
         Cmd::Stations(a) => match stations(&a) {
             Ok(text) => {
                 print!("{text}");

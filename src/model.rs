@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// Averaging interval that a value represents, as HJ 212 names them (CN 2011/2051/2061/2031).
@@ -261,6 +262,83 @@ impl fmt::Display for BodyType {
     }
 }
 
+/// GB 3838-2002 water quality class I..V, stored as 1..=5 (劣V is 6 where results need it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaterClass(pub u8);
+
+impl WaterClass {
+    pub fn parse(s: &str) -> Option<WaterClass> {
+        let n = match s.trim().to_ascii_uppercase().as_str() {
+            "I" | "1" | "Ⅰ" => 1,
+            "II" | "2" | "Ⅱ" => 2,
+            "III" | "3" | "Ⅲ" => 3,
+            "IV" | "4" | "Ⅳ" => 4,
+            "V" | "5" | "Ⅴ" => 5,
+            "劣V" | "劣Ⅴ" | "WORSE THAN V" | "6" => 6,
+            _ => return None,
+        };
+        Some(WaterClass(n))
+    }
+
+    pub fn roman(self) -> &'static str {
+        match self.0 {
+            1 => "I",
+            2 => "II",
+            3 => "III",
+            4 => "IV",
+            5 => "V",
+            _ => "劣V",
+        }
+    }
+}
+
+/// A station as the rest of envmon sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Station {
+    pub id: String,
+    /// Chinese name.
+    pub name: String,
+    pub name_en: String,
+    pub kind: StationKind,
+    pub district: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub timezone: Tz,
+    /// HJ 212 device id (MN).
+    pub mn: Option<String>,
+    /// HJ 212 access password (never logged).
+    pub pw: Option<String>,
+    pub water_body: Option<String>,
+    pub body_type: Option<BodyType>,
+    pub target_class: Option<WaterClass>,
+    pub groups: Vec<String>,
+    pub expected_interval_s: Option<u64>,
+}
+
+/// The InfluxDB measurement a sample is stored in (docs/schema.md). Decided once, in
+/// `normalise`, from the station kind when the station is known, else from the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Measurement {
+    Air,
+    Water,
+}
+
+impl Measurement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measurement::Air => "air",
+            Measurement::Water => "water",
+        }
+    }
+}
+
+impl fmt::Display for Measurement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A normalised reading: canonical parameter and unit, plus the station metadata that becomes
 /// InfluxDB tags. This is what sinks (writer, indicators, alerts) consume.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -283,22 +361,14 @@ pub struct Sample {
     pub cou: Option<f64>,
     /// Station metadata; `None` when decoding without a registry.
     #[serde(skip)]
-    pub meta: Option<std::sync::Arc<crate::registry::Station>>,
+    pub meta: Option<std::sync::Arc<Station>>,
+    /// The measurement this sample is stored in (decided by `normalise`).
+    pub measurement: Measurement,
 }
 
 impl Sample {
-    /// `air` or `water`: from the station kind when known, else from the parameter.
+    /// `air` or `water`: the measurement `normalise` decided.
     pub fn measurement(&self) -> &'static str {
-        match &self.meta {
-            Some(st) if st.kind.is_air() => "air",
-            Some(_) => "water",
-            None => {
-                if crate::normalise::is_water_param(&self.param) {
-                    "water"
-                } else {
-                    "air"
-                }
-            }
-        }
+        self.measurement.as_str()
     }
 }

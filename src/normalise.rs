@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::model::{Reading, Sample};
+use crate::model::{Measurement, Reading, Sample, Station};
 use crate::registry::Registry;
 
 /// Molar gas constant R in J/(mol·K) (exact in the 2019 SI, CODATA 2018).
@@ -308,6 +308,17 @@ pub fn is_water_param(param: &str) -> bool {
     PARAMS
         .iter()
         .any(|p| p.name == param && p.domain == Domain::Water)
+}
+
+/// The measurement a sample goes to: from the station kind when the station is known, else from
+/// the parameter (docs/schema.md). The one place this is decided.
+pub fn measurement_for(station: Option<&Station>, param: &str) -> Measurement {
+    match station {
+        Some(st) if st.kind.is_air() => Measurement::Air,
+        Some(_) => Measurement::Water,
+        None if is_water_param(param) => Measurement::Water,
+        None => Measurement::Air,
+    }
 }
 
 /// A unit as envmon understands it (after [`unit_key`]).
@@ -739,6 +750,7 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
             (r.param.to_lowercase(), unit, r.value, r.min, r.max)
         }
     };
+    let measurement = measurement_for(meta.as_deref(), &param);
     Ok(Sample {
         station,
         time: to_second(r.time),
@@ -751,6 +763,7 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
         max,
         cou: r.cou,
         meta,
+        measurement,
     })
 }
 

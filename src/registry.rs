@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::model::{BodyType, StationKind};
+pub use crate::model::{Station, WaterClass};
 
 /// Errors reading or validating the registry; each names the offending key path.
 #[derive(Debug, thiserror::Error)]
@@ -26,36 +27,6 @@ pub enum RegistryError {
         key: String,
         reason: String,
     },
-}
-
-/// GB 3838-2002 water quality class I..V, stored as 1..=5 (劣V is 6 where results need it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WaterClass(pub u8);
-
-impl WaterClass {
-    pub fn parse(s: &str) -> Option<WaterClass> {
-        let n = match s.trim().to_ascii_uppercase().as_str() {
-            "I" | "1" | "Ⅰ" => 1,
-            "II" | "2" | "Ⅱ" => 2,
-            "III" | "3" | "Ⅲ" => 3,
-            "IV" | "4" | "Ⅳ" => 4,
-            "V" | "5" | "Ⅴ" => 5,
-            "劣V" | "劣Ⅴ" | "WORSE THAN V" | "6" => 6,
-            _ => return None,
-        };
-        Some(WaterClass(n))
-    }
-
-    pub fn roman(self) -> &'static str {
-        match self.0 {
-            1 => "I",
-            2 => "II",
-            3 => "III",
-            4 => "IV",
-            5 => "V",
-            _ => "劣V",
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,29 +58,6 @@ struct RawStation {
     groups: Vec<String>,
     /// Expected reporting interval in seconds (used by the silent-station alert).
     expected_interval_s: Option<u64>,
-}
-
-/// A station as the rest of envmon sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Station {
-    pub id: String,
-    /// Chinese name.
-    pub name: String,
-    pub name_en: String,
-    pub kind: StationKind,
-    pub district: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub timezone: Tz,
-    /// HJ 212 device id (MN).
-    pub mn: Option<String>,
-    /// HJ 212 access password (never logged).
-    pub pw: Option<String>,
-    pub water_body: Option<String>,
-    pub body_type: Option<BodyType>,
-    pub target_class: Option<WaterClass>,
-    pub groups: Vec<String>,
-    pub expected_interval_s: Option<u64>,
 }
 
 /// The loaded registry: stations by id and by MN.

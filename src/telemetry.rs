@@ -265,3 +265,12 @@ pub fn init_logging(log: &LogSettings) {
         builder.try_init()
     };
 }
+
+/// Connection state of the broker connection: written by `source::mqtt`, read by the readiness
+/// probe in `api` (here so that `api` need not import a source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnState {
+    pub connected: bool,
+    /// Number of the current connection (incremented at each CONNACK).
+    pub epoch: u64,
+}

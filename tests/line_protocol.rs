@@ -84,6 +84,7 @@ proptest! {
             min,
             max: None,
             cou: None,
+            measurement: envmon::normalise::measurement_for(Some(station(kind, &district, &water_body)).as_deref(), &param),
             meta: Some(station(kind, &district, &water_body)),
         };
         let mut out = String::new();
@@ -146,6 +147,7 @@ fn many_samples_of_one_series_and_time_share_one_line() {
         min: None,
         max: None,
         cou: None,
+        measurement: envmon::normalise::measurement_for(Some(&*st), &p),
         meta: Some(st.clone()),
     };
     let samples = vec![

@@ -10,7 +10,6 @@
 //!
 //! The types in this file are the contract between the engine and the notifiers.
 
-pub mod cli;
 pub mod engine;
 pub mod http;
 pub mod notify;

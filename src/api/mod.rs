@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::source::mqtt::ConnState;
+use crate::telemetry::ConnState;
 use crate::telemetry::Metrics;
 
 /// What the API reads.

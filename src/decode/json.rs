@@ -4,15 +4,15 @@
 //! JSON-based decoders share (time parsing, station id checks, the error kinds and their
 //! bounded `reason()` labels). Pure: no I/O; "now" comes from the [`DecodeContext`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{snippet, DecodeContext};
+/// `[vendor.<name>]` mappings: defined in `config`; the decoding is here.
+pub use crate::config::VendorMapping;
 use crate::model::{Flag, Interval, Reading};
 
 /// What went wrong; each kind has one fixed `reason()` label (docs/formats.md lists them).
@@ -740,55 +740,6 @@ pub fn decode(
 // ---------------------------------------------------------------------------------------------
 // Vendor mappings
 // ---------------------------------------------------------------------------------------------
-
-/// Mapping for another vendor's JSON (`[vendor.<name>]` in the config; docs/formats.md).
-///
-/// Paths are dot paths into nested objects (`data.ts`); a key that itself contains dots
-/// (`PM2.5`) is matched as a whole. `station`, `time`, `interval_field` and `readings` are
-/// paths from the record root; the keys of `fields`, `ignore`, `aliases`, `units` and `flags`
-/// and the values of `flags` are paths inside the readings object.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VendorMapping {
-    /// Path of the station id (string or number); unset: the last topic level.
-    #[serde(default)]
-    pub station: Option<String>,
-    /// Path of the reading time; default `time`.
-    #[serde(default)]
-    pub time: Option<String>,
-    /// `auto` (default), `rfc3339`, `local`, `epoch_s`, `epoch_ms` or a chrono format string.
-    #[serde(default)]
-    pub time_format: Option<String>,
-    /// IANA time zone for local times; default: the station's registry time zone, else
-    /// Asia/Shanghai.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Fixed interval of every reading (`rt`, `min`, `hour`, `day`); default `rt`.
-    #[serde(default)]
-    pub interval: Option<Interval>,
-    /// Path of a field holding the interval (instead of a fixed `interval`).
-    #[serde(default)]
-    pub interval_field: Option<String>,
-    /// Path of the object holding the readings; default: the record itself.
-    #[serde(default)]
-    pub readings: Option<String>,
-    /// Explicit list of reading fields. Unset: every numeric field of the readings object
-    /// except `ignore`, flag fields and the station/time/interval fields.
-    #[serde(default)]
-    pub fields: Option<Vec<String>>,
-    /// Fields that are never readings (auto mode).
-    #[serde(default)]
-    pub ignore: Vec<String>,
-    /// Vendor field name → parameter name, e.g. `"PM2.5" = "pm25"`.
-    #[serde(default)]
-    pub aliases: BTreeMap<String, String>,
-    /// Vendor field name → unit of that field, e.g. `"NO2" = "ppb"`.
-    #[serde(default)]
-    pub units: BTreeMap<String, String>,
-    /// Vendor field name → path of the field holding its quality flag.
-    #[serde(default)]
-    pub flags: BTreeMap<String, String>,
-}
 
 /// Find a dot path in a JSON value. Keys containing dots match as a whole (longest first).
 pub(crate) fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {

@@ -4,58 +4,16 @@
 //! error enum; [`DecodeError`] wraps them and gives a short, bounded `reason()` label for metrics
 //! and the dead-letter, while `Display` gives the full, human explanation.
 
-pub mod cli;
 pub mod hj212;
 pub mod json;
 pub mod senml;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+/// The format names of a subscription: a settings type, defined in `config`.
+pub use crate::config::Format;
 use crate::model::Reading;
 use crate::registry::Registry;
-
-/// Payload formats a subscription can name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// envmon's own JSON (docs/formats.md).
-    Json,
-    /// RFC 8428 SenML JSON packs.
-    Senml,
-    /// HJ 212-2017 frames carried as MQTT payloads.
-    Hj212,
-}
-
-impl Format {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Senml => "senml",
-            Format::Hj212 => "hj212",
-        }
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "json" => Ok(Format::Json),
-            "senml" => Ok(Format::Senml),
-            "hj212" => Ok(Format::Hj212),
-            other => Err(format!(
-                "unknown format {other:?} (expected json, senml or hj212)"
-            )),
-        }
-    }
-}
 
 /// Everything a decoder may consult. Borrowed, read-only: decoders stay pure.
 #[derive(Debug, Clone, Copy)]

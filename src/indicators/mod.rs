@@ -1,13 +1,15 @@
-//! Indicators computed the way the Chinese standards define them.
+//! The live indicator engines and plan targets, built on the pure calculations in
+//! [`crate::standards`].
 //!
-//! - [`aqi`]: HJ 633 IAQI/AQI, GB 3095 / HJ 663 validity and statistics (air).
+//! - [`air_engine`], [`water_engine`]: per-station state fed by the pipeline's stored samples,
+//!   derived points, views, HTTP routes, snapshots.
 //! - [`targets`]: plan targets (`config/targets.toml`) and progress maths.
-//! - [`water`]: GB 3838 water class and the lake trophic level index (water).
 //!
-//! The calculation modules are pure (tables as data, no I/O).
+//! [`aqi`] and [`water`] are re-exported from [`crate::standards`] so their long-standing paths
+//! (`envmon::indicators::aqi::…`) keep working.
 
 pub mod air_engine;
-pub mod aqi;
 pub mod targets;
-pub mod water;
 pub mod water_engine;
+
+pub use crate::standards::{aqi, water};

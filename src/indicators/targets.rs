@@ -11,10 +11,10 @@ use std::path::Path;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::indicators::aqi::decimal::{ceil_div, Dec};
-use crate::indicators::aqi::tables::GOOD_DAY_MAX_AQI;
-use crate::indicators::aqi::validity::{annual_completeness, Completeness, ValidityRules};
 use crate::registry::WaterClass;
+use crate::standards::aqi::decimal::{ceil_div, Dec};
+use crate::standards::aqi::tables::GOOD_DAY_MAX_AQI;
+use crate::standards::aqi::validity::{annual_completeness, Completeness, ValidityRules};
 
 /// Errors reading or validating the targets file; each names the offending key path.
 #[derive(Debug, thiserror::Error)]

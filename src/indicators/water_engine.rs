@@ -21,74 +21,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::WaterEngineSettings;
 use crate::indicators::targets::Targets;
-use crate::indicators::water::{
-    AggregationRules, BloomThresholds, EvalOptions, Param, PhRule, YtdBasis,
-};
 use crate::model::Sample;
 use crate::registry::Registry;
+use crate::standards::water::{AggregationRules, EvalOptions, Param, PhRule, YtdBasis};
 use crate::store::line::Point;
 
 pub use self::core::{SdError, Snapshot, WaterEngine};
-
-/// `[indicators.water]` settings (all optional; defaults in brackets).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WaterEngineSettings {
-    /// Seconds between state snapshots [30]; 0 = only at shutdown.
-    pub snapshot_interval_s: u64,
-    /// Sample intervals that enter the means [`["hour"]`]: hourly and 4-hourly values arrive
-    /// as `hour`; real-time, minute and daily values of the same station would double count.
-    pub intervals: Vec<String>,
-    /// Local days of raw values kept for recomputation [40]: a value older than the newest day
-    /// seen minus this horizon is not applied (counted as `too_late`).
-    pub horizon_days: u32,
-    /// Daily mean validity: share of the expected values [0.5] …
-    pub daily_min_fraction: f64,
-    /// … and minimum count [1] (`DailyRule`).
-    pub daily_min_count: u32,
-    /// Minimum valid daily means for a monthly mean [1].
-    pub min_days_month: u32,
-    /// Minimum valid daily means for the year-to-date mean [1].
-    pub min_days_ytd: u32,
-    /// `mean` [default] or `extremes` (see docs/indicators.md, "Water").
-    pub ph_rule: String,
-    /// `daily_means` [default] or `monthly_means`.
-    pub ytd_basis: String,
-    /// Items routinely left out of the class to include anyway (e.g. `["tn"]`) [none].
-    pub include: Vec<String>,
-    /// Maximum age of a transparency reading used for the TLI, days [31].
-    pub sd_max_age_days: u32,
-    /// Days of daily history in `GET /api/v1/water/sections/{id}` [31].
-    pub history_days: u32,
-    /// Cyanobacteria bloom-risk thresholds (`chla_ug_l`, `density_cells_l`).
-    pub bloom: BloomThresholds,
-}
-
-impl Default for WaterEngineSettings {
-    fn default() -> Self {
-        WaterEngineSettings {
-            snapshot_interval_s: 30,
-            intervals: vec!["hour".into()],
-            horizon_days: 40,
-            daily_min_fraction: 0.5,
-            daily_min_count: 1,
-            min_days_month: 1,
-            min_days_ytd: 1,
-            ph_rule: "mean".into(),
-            ytd_basis: "daily_means".into(),
-            include: Vec::new(),
-            sd_max_age_days: 31,
-            history_days: 31,
-            bloom: BloomThresholds::default(),
-        }
-    }
-}
 
 impl WaterEngineSettings {
     /// Cross-field checks (called by `Settings::validate`); the message names the key.

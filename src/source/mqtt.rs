@@ -126,13 +126,8 @@ fn route<'a>(subs: &'a [Subscription], topic: &str) -> Option<&'a Subscription> 
     subs.iter().find(|s| topic_matches(&s.topic, topic))
 }
 
-/// Connection state shared with the HTTP readiness probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ConnState {
-    pub connected: bool,
-    /// Number of the current connection (incremented at each CONNACK).
-    pub epoch: u64,
-}
+/// Connection state shared with the HTTP readiness probe (defined in `telemetry`).
+pub use crate::telemetry::ConnState;
 
 /// Handles of a running MQTT source.
 pub struct MqttSource {

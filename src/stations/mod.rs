@@ -21,7 +21,6 @@
 //! time at envmon (MQTT receipt or HJ 212 frame), not the reading's own time, so a station whose
 //! logger back-fills old hours still counts as heard from.
 
-pub mod cli;
 pub mod http;
 
 use std::collections::{BTreeMap, HashMap};
@@ -444,6 +443,7 @@ target_class = "III"
             min: None,
             max: None,
             cou: None,
+            measurement: crate::normalise::measurement_for(None, &param),
             meta: None,
         }
     }

@@ -259,6 +259,7 @@ mod tests {
             min: None,
             max: None,
             cou: None,
+            measurement: crate::model::Measurement::Air,
             meta: Some(Arc::new(Station {
                 id: "WJ-A01".into(),
                 name: "吴江".into(),

@@ -11,15 +11,15 @@ pub mod crc;
 pub mod encode;
 pub mod frame;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
 use super::DecodeContext;
+/// The `[hj212]` settings: defined in `config` (the listener limits are the listener's).
+pub use crate::config::Hj212Options;
 use crate::model::{Flag, Interval, Reading};
 use crate::registry::{Registry, Station};
 
@@ -27,53 +27,6 @@ pub use frame::{check, parse_segment, Checked, Segment};
 
 /// Time zone of DataTime/QN when the station has none (or there is no registry).
 pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
-
-/// `[hj212]` section of `config/envmon.toml`. Every key has a default.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Hj212Options {
-    /// TCP listen address of the data-logger listener, e.g. `"0.0.0.0:9010"`; off when unset.
-    pub listen: Option<String>,
-    /// Accept frames whose 4-digit length field disagrees with the data (counted and logged);
-    /// default false: such frames are rejected with `bad length`.
-    pub accept_bad_length: bool,
-    /// Longest frame accepted on TCP, bytes including `##LLLL`, CRC and CRLF (standard: 1024 data
-    /// bytes; real loggers send more). Longer input is discarded up to the next `##`.
-    pub max_frame_len: usize,
-    /// Concurrent TCP connections; more are accepted and closed at once.
-    pub max_connections: usize,
-    /// Close a TCP connection that sends nothing for this long, or that takes this long to
-    /// complete a frame it started (slow-drip clients).
-    pub idle_timeout_s: u64,
-    /// How long the parts of a split upload (Flag bit D, PNUM/PNO) may take to arrive; after that
-    /// the parts that did arrive are dead-lettered as `incomplete split`.
-    pub split_timeout_s: u64,
-    /// Answer CN=1013 time-calibration requests with CN=1012 (set device time).
-    pub time_calibration: bool,
-    /// Reject DataTime more than this many seconds ahead of the server clock (`future time`).
-    pub max_future_s: u64,
-    /// Extra or overriding code → canonical parameter aliases (keys case-insensitive).
-    pub codes: BTreeMap<String, String>,
-    /// Unit overrides, keyed by code or by canonical parameter (code wins); `""` = none.
-    pub units: BTreeMap<String, String>,
-}
-
-impl Default for Hj212Options {
-    fn default() -> Self {
-        Hj212Options {
-            listen: None,
-            accept_bad_length: false,
-            max_frame_len: 4096,
-            max_connections: 1024,
-            idle_timeout_s: 600,
-            split_timeout_s: 60,
-            time_calibration: false,
-            max_future_s: 3600,
-            codes: BTreeMap::new(),
-            units: BTreeMap::new(),
-        }
-    }
-}
 
 /// Why an HJ 212 frame was rejected. `Display` is the full explanation with bounded context
 /// (payload snippets are truncated, passwords never appear).

@@ -12,13 +12,13 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::{AirEngineSettings, AreaDef, AreaScope};
-use crate::indicators::aqi::stats::{self, AnnualStats, DailyRecord};
-use crate::indicators::aqi::tables::{self, Averaging, LimitRegime, Pollutant};
-use crate::indicators::aqi::validity::{self, AssessmentEdition, Sample as VSample};
-use crate::indicators::aqi::{self, AirValues, AqiResult, Edition, Indicator, Period};
 use crate::indicators::targets::{self, AirProgress, AirTarget, DayValue, Targets};
 use crate::model::{Interval, Sample, StationKind};
 use crate::registry::Registry;
+use crate::standards::aqi::stats::{self, AnnualStats, DailyRecord};
+use crate::standards::aqi::tables::{self, Averaging, LimitRegime, Pollutant};
+use crate::standards::aqi::validity::{self, AssessmentEdition, Sample as VSample};
+use crate::standards::aqi::{self, AirValues, AqiResult, Edition, Indicator, Period};
 use crate::store::line::{FieldValue, Point};
 
 /// Canonical parameters the engine uses, in slot order.

@@ -12,128 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use self::core::{AirEngineError, AirView, Engine, EngineState, Entry, TargetEntry};
-use crate::indicators::aqi::AirConfig;
+pub use crate::config::{default_areas, AirEngineSettings, AreaDef, AreaScope};
 use crate::indicators::targets::Targets;
 use crate::model::Sample;
 use crate::registry::Registry;
 use crate::store::line::Point;
-
-/// Scope of an area (and of a query).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AreaScope {
-    District,
-    City,
-    Zone,
-}
-
-impl AreaScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AreaScope::District => "district",
-            AreaScope::City => "city",
-            AreaScope::Zone => "zone",
-        }
-    }
-}
-
-/// `[[indicators.air.areas]]`: an aggregation area. Members = the national and provincial air
-/// stations in any of `districts` (registry district names, case-insensitive), in `group`, or
-/// listed in `stations`. Micro-stations never count.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AreaDef {
-    pub id: String,
-    pub scope: AreaScope,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub districts: Vec<String>,
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub stations: Vec<String>,
-}
-
-/// `[indicators.air]` settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AirEngineSettings {
-    /// Late or back-filled data up to this many hours behind the newest hour seen recomputes the
-    /// affected hours and days; older data is counted (`too_late`) and logged, not used.
-    pub late_horizon_h: u32,
-    /// Snapshot period in seconds (also written at shutdown).
-    pub snapshot_interval_s: u64,
-    /// Hourly results kept in memory for the API (hours back from the newest hour). Daily results
-    /// are kept for the current and the previous year.
-    pub view_hours: u32,
-    /// Minutes one `rt`/`min` value covers; unset = `expected_interval_s / 60` of the station for
-    /// `min` values (1 if unset), 1 for `rt` values.
-    pub subhourly_span_min: Option<u32>,
-    /// One district area per registry district of national/provincial stations (id = name
-    /// lower-cased).
-    pub district_areas: bool,
-    /// City and zone areas (and district overrides). Default: Suzhou city and the demo zone.
-    pub areas: Vec<AreaDef>,
-    /// HJ 633 edition pin, options, validity rules, grade (docs/indicators.md §9).
-    pub rules: AirConfig,
-}
-
-impl Default for AirEngineSettings {
-    fn default() -> Self {
-        AirEngineSettings {
-            late_horizon_h: 72,
-            snapshot_interval_s: 30,
-            view_hours: 24 * 8,
-            subhourly_span_min: None,
-            district_areas: true,
-            areas: default_areas(),
-            rules: AirConfig::default(),
-        }
-    }
-}
-
-/// Suzhou city (its ten county-level districts of the sample registry) and the Yangtze Delta
-/// demo zone (stations in group `demo-zone`).
-pub fn default_areas() -> Vec<AreaDef> {
-    vec![
-        AreaDef {
-            id: "suzhou".into(),
-            scope: AreaScope::City,
-            name: Some("苏州市 Suzhou".into()),
-            districts: [
-                "Gusu",
-                "Huqiu",
-                "Wuzhong",
-                "Xiangcheng",
-                "Wujiang",
-                "SIP",
-                "Changshu",
-                "Zhangjiagang",
-                "Kunshan",
-                "Taicang",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            group: None,
-            stations: Vec::new(),
-        },
-        AreaDef {
-            id: "demo-zone".into(),
-            scope: AreaScope::Zone,
-            name: Some("长三角生态绿色一体化发展示范区 Demo zone".into()),
-            districts: Vec::new(),
-            group: Some("demo-zone".into()),
-            stations: Vec::new(),
-        },
-    ]
-}
 
 /// Everything the engine task needs.
 pub struct AirEngineParts {

@@ -23,14 +23,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::indicators::targets::{Targets, WaterMetric, WaterTarget};
-use crate::indicators::water::class::round_half_even;
-use crate::indicators::water::{
+use crate::model::{Flag, Interval, Sample, StationKind};
+use crate::registry::{Registry, Station, WaterClass};
+use crate::standards::water::class::round_half_even;
+use crate::standards::water::{
     bloom_risk, class_label, daily_means, evaluate_period, group_stats, quality_label,
     AggregationRules, BloomInput, BloomRisk, DayMeans, EvalOptions, Param, Period, PeriodResult,
     SdLog, Section, Stat, TimedObs, TliInput, TliResult, Transparency, WaterError,
 };
-use crate::model::{Flag, Interval, Sample, StationKind};
-use crate::registry::{Registry, Station, WaterClass};
 use crate::store::line::{FieldValue, Point};
 
 use super::WaterEngineSettings;
@@ -602,7 +602,7 @@ impl WaterEngine {
             || input.tp.is_some()
             || input.tn.is_some()
             || input.codmn.is_some();
-        let tli = any.then(|| crate::indicators::water::tli(&input));
+        let tli = any.then(|| crate::standards::water::tli(&input));
         let bloom = bloom_risk(
             &BloomInput {
                 chla_ug_l: mean_extra(Item::Chla),

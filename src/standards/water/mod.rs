@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::WaterClass;
 use crate::model::{BodyType, Flag};
-use crate::registry::WaterClass;
 
 pub use aggregate::{
     daily_means, evaluate_period, group_members, group_stats, section_report, AggregationRules,

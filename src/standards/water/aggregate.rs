@@ -26,7 +26,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
 use crate::model::{BodyType, Flag, StationKind};
-use crate::registry::{Station, WaterClass};
+use crate::model::{Station, WaterClass};
 
 use super::class::{
     evaluate, round_half_even, validate, EvalOptions, Exceedance, Obs, Param, SampleClass, PH_RANGE,

@@ -10,10 +10,11 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use super::hj212::Hj212Options;
-use super::json::VendorMapping;
-use super::{decode, DecodeContext, Format};
+use crate::config::Format;
+use crate::config::Hj212Options;
 use crate::config::Settings;
+use crate::config::VendorMapping;
+use crate::decode::{decode, DecodeContext};
 use crate::normalise::normalise;
 use crate::registry::Registry;
 

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::engine::Engine;
-use super::rules::{Condition, Rule, RuleKind, RuleSet};
-use super::{AlertEvent, Status};
+use crate::alerts::engine::Engine;
+use crate::alerts::rules::{Condition, Rule, RuleKind, RuleSet};
+use crate::alerts::{AlertEvent, Status};
 use crate::config::Settings;
 use crate::model::{Flag, Sample};
 use crate::registry::Registry;
@@ -29,7 +29,7 @@ pub enum AlertCliError {
     #[error(transparent)]
     App(#[from] crate::app::AppError),
     #[error(transparent)]
-    Rules(#[from] super::rules::RulesError),
+    Rules(#[from] crate::alerts::rules::RulesError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -296,6 +296,7 @@ fn samples_of(series: &[Series], rule: &Rule, registry: &Registry) -> Vec<Sample
                     min: None,
                     max: None,
                     cou: None,
+                    measurement: crate::normalise::measurement_for(meta.as_deref(), p),
                     meta: meta.clone(),
                 });
             }
@@ -419,7 +420,7 @@ pub fn backtest_data(
     let still_firing = engine
         .active(to)
         .into_iter()
-        .filter(|a| a.state == super::engine::Phase::Firing)
+        .filter(|a| a.state == crate::alerts::engine::Phase::Firing)
         .map(|a| a.key)
         .collect();
     Ok(Backtest {
@@ -436,7 +437,7 @@ pub async fn backtest(args: &BacktestArgs) -> Result<String, AlertCliError> {
     let path = rules_path(&settings, &args.rules)?;
     let set = RuleSet::load(&path, &registry)?;
     let parse = |s: &str, k: &str| {
-        super::http::parse_time(s).ok_or_else(|| {
+        crate::alerts::http::parse_time(s).ok_or_else(|| {
             AlertCliError::Usage(format!(
                 "--{k} {s:?}: expected an RFC 3339 time or a date YYYY-MM-DD"
             ))
@@ -514,6 +515,10 @@ pub async fn backtest(args: &BacktestArgs) -> Result<String, AlertCliError> {
                             min: None,
                             max: None,
                             cou: None,
+                            measurement: crate::normalise::measurement_for(
+                                registry.get(station).map(|s| &**s),
+                                "",
+                            ),
                             meta: registry.get(station).cloned(),
                         });
                     }
@@ -578,7 +583,7 @@ pub fn render(
             Status::Resolved => {
                 let end = e.ends_at.unwrap_or(e.starts_at);
                 let (_, den) =
-                    super::notify::format::duration_text((end - e.starts_at).num_seconds());
+                    crate::alerts::notify::format::duration_text((end - e.starts_at).num_seconds());
                 let _ = writeln!(
                     out,
                     "RESOLVED at    {}  {:<10} after {den}",

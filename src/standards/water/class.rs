@@ -18,8 +18,8 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
+use crate::model::WaterClass;
 use crate::model::{BodyType, Flag};
-use crate::registry::WaterClass;
 
 use super::WaterError;
 
