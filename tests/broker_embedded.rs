@@ -338,7 +338,9 @@ async fn publish_n(port: u16, id: &str, start: usize, n: usize, size: usize) {
     for i in start..start + n {
         let mut p = format!("m{i:06}").into_bytes();
         p.resize(size, b'.');
-        publ.publish("t/x", QoS::AtLeastOnce, false, p).await.unwrap();
+        publ.publish("t/x", QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
     }
     timeout(Duration::from_secs(30), pump)
         .await

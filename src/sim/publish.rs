@@ -527,7 +527,7 @@ pub async fn run_simulate_with(
                     _ = p.consumed.changed() => {}
                     _ = tokio::time::sleep_until(wake) => {}
                 }
-                if progress.is_some() {
+                if args.progress || progress.is_some() {
                     maybe_progress(
                         &mut report,
                         &acked,
