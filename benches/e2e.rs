@@ -5,12 +5,15 @@
 //! 2. envmon's end-to-end rate: the same N messages published, stored in InfluxDB and
 //!    acknowledged (ack-after-store at QoS 1), and the ratio 2/1;
 //! 3. receipt → stored latency p50/p99 at a fixed offered load (default 5,000 msg/s);
-//! 4. envmon's peak RSS (VmHWM) with the sample registry and with 5,000 stations.
+//! 4. envmon's peak RSS (VmHWM) with the sample registry and with 5,000 stations;
+//! 5. the shipped config against broker windows of 1000 and 20.
 //!
 //! and writes the figures with the command line into docs/performance.md (between the
 //! `e2e` markers). Knobs: ENVMON_BENCH_N (default 200000), ENVMON_BENCH_LOAD (msg/s, default
-//! 5000), ENVMON_BENCH_LOAD_SECS (default 10), ENVMON_BENCH_WINDOW (broker inflight window and
-//! envmon's mqtt.inflight_window, default 1000), ENVMON_BENCH_NO_WRITE=1 (do not touch docs).
+//! 5000), ENVMON_BENCH_LOAD_SECS (default 10), ENVMON_BENCH_WINDOW (broker inflight window,
+//! default 1000), ENVMON_BENCH_HINT=1 (set envmon's mqtt.inflight_window to it; default unset, as
+//! shipped), ENVMON_BENCH_NO_WRITE=1 (do not touch docs). Row 5 runs the shipped config against
+//! a broker window of 1000 and of 20.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -184,7 +187,8 @@ fn envmon_run(
     influx: &Influx1,
     db: &str,
     stations: String,
-    window: usize,
+    hint: Option<usize>,
+    batch_age_ms: u64,
     msgs: Vec<(String, Vec<u8>)>,
     rate: Option<f64>,
 ) -> (Run, Envmon) {
@@ -192,7 +196,8 @@ fn envmon_run(
     let mut o = EnvmonOpts::v1(broker.port(), influx.url());
     o.database = db.to_string();
     o.stations = stations;
-    o.inflight_window = window;
+    o.inflight_window = hint;
+    o.batch_age_ms = batch_age_ms;
     o.indicators = false;
     // Alert evaluation: on with the shipped rules (config/alerts.toml, the default when
     // envmon runs from the repository), off with ENVMON_BENCH_ALERTS=off.
@@ -280,6 +285,8 @@ fn main() {
     let load = env_num("ENVMON_BENCH_LOAD", 5_000) as f64;
     let load_secs = env_num("ENVMON_BENCH_LOAD_SECS", if quick { 1 } else { 10 });
     let window = env_num("ENVMON_BENCH_WINDOW", 1000) as usize;
+    // envmon's mqtt.inflight_window: unset as in the shipped config, unless ENVMON_BENCH_HINT=1.
+    let hint = (std::env::var("ENVMON_BENCH_HINT").as_deref() == Ok("1")).then_some(window);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -306,7 +313,8 @@ fn main() {
         &influx,
         "bench_e2e",
         sample.clone(),
-        window,
+        hint,
+        200,
         messages(n, sample_air),
         None,
     );
@@ -324,8 +332,9 @@ fn main() {
         &broker,
         &influx,
         "bench_latency",
-        sample,
-        window,
+        sample.clone(),
+        hint,
+        200,
         messages(load_n, sample_air),
         Some(load),
     );
@@ -345,7 +354,8 @@ fn main() {
         &influx,
         "bench_5000",
         stations_toml(5000, 0),
-        window,
+        hint,
+        200,
         messages(big_n, 5000),
         None,
     );
@@ -353,6 +363,48 @@ fn main() {
     println!(
         "4. peak RSS: {} KiB with the sample registry, {} KiB with 5,000 stations ({big_n} messages)",
         e2e.rss_kib, big.rss_kib
+    );
+
+    // 5. The shipped config (inflight_window unset, batch_age_ms 1000) against a broker window of
+    // 1000 and of 20 (Mosquitto's default), each with the raw rate of the same broker.
+    let shipped_1000 = envmon_run(
+        &rt,
+        &broker,
+        &influx,
+        "bench_shipped_1000",
+        sample.clone(),
+        None,
+        1000,
+        messages(n, sample_air),
+        None,
+    )
+    .0;
+    drop(broker);
+    let broker20 = Mosquitto::start_with(MosquittoOpts {
+        max_inflight_messages: 20,
+        ..MosquittoOpts::default()
+    });
+    let raw20 = rt.block_on(raw_rate(broker20.port(), messages(n, sample_air)));
+    let n20 = n.min(100_000);
+    let shipped_20 = envmon_run(
+        &rt,
+        &broker20,
+        &influx,
+        "bench_shipped_20",
+        sample,
+        None,
+        1000,
+        messages(n20, sample_air),
+        None,
+    );
+    let learned = shipped_20.1.metric("envmon_mqtt_window_learned");
+    let shipped_20 = shipped_20.0;
+    println!(
+        "5. shipped config: window 1000 {:.0} msg/s (ratio {:.2}); window 20: raw {raw20:.0} msg/s, envmon {:.0} msg/s (ratio {:.2}, learned window {learned})",
+        shipped_1000.rate,
+        shipped_1000.rate / raw,
+        shipped_20.rate,
+        shipped_20.rate / raw20
     );
 
     if quick || std::env::var("ENVMON_BENCH_NO_WRITE").is_ok() {
@@ -372,8 +424,9 @@ fn main() {
     let block = format!(
         "<!-- e2e:begin -->\n\
          Measured {date} on {cores} cores ({cpu}), Mosquitto 2.0.11 and InfluxDB 1.6.7 on the same\n\
-         machine, envmon release build, broker inflight window {window}, `influxdb.batch_size`\n\
-         5000, `batch_age_ms` 200, gzip on. Command: `cargo bench --bench e2e`\n\
+         machine, envmon release build, broker inflight window {window} (envmon's\n\
+         `mqtt.inflight_window` {hint_text}), `influxdb.batch_size` 5000, `batch_age_ms` 200 (rows 1–4),\n\
+         gzip on. Command: `cargo bench --bench e2e`\n\
          (N = {n}; knobs in benches/e2e.rs).\n\n\
          | figure | value |\n|---|---|\n\
          | 1. raw broker rate (QoS 1, plain subscriber) | {raw:.0} msg/s |\n\
@@ -382,14 +435,22 @@ fn main() {
          | 3. receipt → stored latency at {load:.0} msg/s, p50 / p99 (goal p99 ≤ 1.5 s) | {p50:.1} ms / {p99:.1} ms |\n\
          | 4. peak RSS, sample registry ({sample_air} air stations) | {rss1:.1} MB |\n\
          | 4. peak RSS, 5,000 stations (goal ≤ 64 MB) | {rss2:.1} MB |\n\
+         | 5. shipped config (`inflight_window` unset, `batch_age_ms` 1000), broker window 1000 | {s1000:.0} msg/s, ratio **{r1000:.2}** to row 1 |\n\
+         | 5. raw broker rate, broker window 20 (Mosquitto's default) | {raw20:.0} msg/s |\n\
+         | 5. shipped config, broker window 20 ({n20} messages) | {s20:.0} msg/s, ratio **{r20:.2}**; window learned: {learned} |\n\
          <!-- e2e:end -->",
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        hint_text = hint.map_or("unset".to_string(), |w| w.to_string()),
         e2e_rate = e2e.rate,
         e2e_readings = e2e.rate * 5.0,
         p50 = p50 * 1e3,
         p99 = p99 * 1e3,
         rss1 = e2e.rss_kib as f64 / 1024.0,
         rss2 = big.rss_kib as f64 / 1024.0,
+        s1000 = shipped_1000.rate,
+        r1000 = shipped_1000.rate / raw,
+        s20 = shipped_20.rate,
+        r20 = shipped_20.rate / raw20,
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/performance.md");
     let doc = std::fs::read_to_string(path).unwrap_or_default();

@@ -98,7 +98,13 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
     let _ = writeln!(
         out,
         "mqtt: {}:{} client_id={} tls={} inflight_window={}",
-        s.mqtt.host, s.mqtt.port, s.mqtt.client_id, s.mqtt.tls, s.mqtt.inflight_window
+        s.mqtt.host,
+        s.mqtt.port,
+        s.mqtt.client_id,
+        s.mqtt.tls,
+        s.mqtt
+            .inflight_window
+            .map_or_else(|| "auto".to_string(), |w| w.to_string())
     );
     for sub in &s.mqtt.subscriptions {
         let _ = writeln!(

@@ -109,12 +109,17 @@ pub struct MqttSettings {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
-    /// How many unacknowledged QoS 1 messages the broker sends before it waits for PUBACKs
-    /// (mosquitto `max_inflight_messages`, default 20; MQTT 5 Receive Maximum). envmon flushes a
-    /// batch when this many messages wait for their ack, so throughput does not collapse to
-    /// window / batch age. Set it to the broker's value.
-    #[serde(default = "default_inflight_window")]
-    pub inflight_window: usize,
+    /// Optional hint: how many unacknowledged QoS 1 messages the broker sends before it waits
+    /// for PUBACKs (mosquitto `max_inflight_messages`, default 20). Unset (the default), envmon
+    /// finds it itself: it flushes when acks are pending and the stream stalled for
+    /// `ack_stall_ms`, and learns the window from repeated stalls (`pipeline::window`). When set,
+    /// a batch is flushed as soon as this many messages wait for their ack.
+    #[serde(default)]
+    pub inflight_window: Option<usize>,
+    /// Acks pending and no message for this long: flush now (the broker is waiting for acks,
+    /// or the feed paused). Measured on loopback (docs/performance.md, "Broker window").
+    #[serde(default = "default_ack_stall_ms")]
+    pub ack_stall_ms: u64,
     /// When set, subscribe as `$share/<group>/<topic>` so several envmon instances split the load.
     #[serde(default)]
     pub shared_group: Option<String>,
@@ -403,8 +408,8 @@ fn default_mqtt_port() -> u16 {
 fn default_keep_alive() -> u64 {
     30
 }
-fn default_inflight_window() -> usize {
-    20
+fn default_ack_stall_ms() -> u64 {
+    5
 }
 fn default_backoff_min() -> u64 {
     250
@@ -570,8 +575,14 @@ impl Settings {
         if m.password.is_some() && m.username.is_none() {
             return Err(invalid("mqtt.password", "given without mqtt.username"));
         }
-        if m.inflight_window == 0 {
-            return Err(invalid("mqtt.inflight_window", "must be at least 1"));
+        if m.inflight_window == Some(0) {
+            return Err(invalid(
+                "mqtt.inflight_window",
+                "must be at least 1 (or unset)",
+            ));
+        }
+        if m.ack_stall_ms == 0 || m.ack_stall_ms > 60_000 {
+            return Err(invalid("mqtt.ack_stall_ms", "must be within 1..=60000"));
         }
         if m.reconnect_min_ms == 0 || m.reconnect_min_ms > m.reconnect_max_ms {
             return Err(invalid(

@@ -31,23 +31,32 @@
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
-//! - [`sim`]: the station simulator (`envmon simulate`): realistic streams with faults on demand.
-//! - [`broker`]: the embedded MQTT broker (rumqttd) for `envmon demo`.
+//! - [`cli`]: the operator commands (`envmon decode`, `alerts`, `stations`).
+//! - [`standards`]: the standards' calculations as pure functions.
+//!
+//! With the `demo` feature (on by default):
+//!
+//! - `sim`: the station simulator (`envmon simulate`): realistic streams with faults on demand.
+//! - `broker`: the embedded MQTT broker (rumqttd) for `envmon demo`.
+//! - `demo`: `envmon demo`, broker + simulator + envmon in one process.
 
 pub mod alerts;
 pub mod api;
 pub mod app;
+#[cfg(feature = "demo")]
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod indicators;
 pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod registry;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod source;
 pub mod standards;

@@ -32,9 +32,11 @@ enum Cmd {
     /// rejected payloads go to stderr as `line N: <reason>` and the exit code is 1.
     Decode(envmon::cli::decode::DecodeArgs),
     /// Publish realistic simulated station data (with faults on demand) to an MQTT broker.
+    #[cfg(feature = "demo")]
     Simulate(Box<envmon::sim::SimArgs>),
     /// The whole job in one process: embedded broker, simulated stations, pipeline, indicators,
     /// HTTP API; data to ./data (or an InfluxDB). Ctrl-C stops it.
+    #[cfg(feature = "demo")]
     Demo(Box<envmon::demo::DemoArgs>),
     /// Stations of a running envmon: online, silent or never reported, last seen, dead-letters.
     Stations(envmon::cli::stations::StationsArgs),
@@ -113,6 +115,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimReport> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -126,6 +129,7 @@ fn simulate(args: &envmon::sim::SimArgs) -> anyhow::Result<envmon::sim::SimRepor
     })
 }
 
+#[cfg(feature = "demo")]
 fn demo(args: envmon::demo::DemoArgs) -> anyhow::Result<()> {
     let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rumqttd=off".into());
     envmon::telemetry::init_logging(&envmon::config::LogSettings {
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "demo")]
         Cmd::Demo(args) => match demo(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "demo")]
         Cmd::Simulate(args) => match simulate(&args) {
             Ok(report) => {
                 print!("{report}");

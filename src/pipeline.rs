@@ -11,9 +11,11 @@
 //!                                     complete every AckHandle, in order ◄┘ ─► sinks (indicators)
 //! ```
 //!
-//! Flush triggers: `influxdb.batch_size` lines, `influxdb.batch_age_ms`, or
-//! `mqtt.inflight_window` payloads waiting for their ack (the broker sends no more than that
-//! many unacknowledged QoS 1 messages, so waiting longer would only idle).
+//! Flush triggers: `influxdb.batch_size` lines, `influxdb.batch_age_ms`, a stall (acks pending
+//! and no message for `mqtt.ack_stall_ms`), or the broker's inflight window of payloads waiting
+//! for their ack, learned from the stalls or given as `mqtt.inflight_window` ([`window`]: the
+//! broker sends no more than that many unacknowledged QoS 1 messages, so waiting longer would
+//! only idle).
 //!
 //! Failure policy: connection errors, time-outs, 5xx, 429, 401/403/404 are retried with capped
 //! exponential backoff and jitter, for as long as it takes: nothing is acknowledged meanwhile, so
@@ -21,6 +23,8 @@
 //! the batch is bisected until the bad lines are found; they go to the dead-letter and the rest is
 //! written. On hard stop (shutdown deadline) the unwritten batch's handles are dropped: those
 //! payloads stay unacknowledged and are redelivered to the next session.
+
+pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +108,8 @@ pub struct Pipeline {
     station_updates: Option<mpsc::Sender<StationUpdate>>,
     /// Stations of the dead-letter records written since the last update.
     deadletter_stations: Vec<String>,
+    /// When to flush a batch waiting for acks (the broker's inflight window).
+    window: window::Window,
 }
 
 /// Result of [`Pipeline::flush`].
@@ -123,6 +129,7 @@ impl Pipeline {
         influx_up: watch::Sender<bool>,
     ) -> Pipeline {
         Pipeline {
+            window: window::Window::new(settings.mqtt.inflight_window),
             settings,
             registry,
             deadletter,
@@ -152,15 +159,24 @@ impl Pipeline {
     /// a write is being retried (then return without acknowledging the unwritten batch).
     pub async fn run(mut self, mut rx: mpsc::Receiver<Envelope>, hard_stop: CancellationToken) {
         let age = Duration::from_millis(self.settings.influxdb.batch_age_ms);
+        let stall = Duration::from_millis(self.settings.mqtt.ack_stall_ms);
+        let mut last_arrival = Instant::now();
         loop {
-            let deadline = self.batch.opened.map(|t| t + age);
+            let aged = self.batch.opened.map(|t| t + age);
+            let stalled = (self.batch.acked_msgs > 0).then(|| last_arrival + stall);
+            let deadline = match (aged, stalled) {
+                (Some(a), Some(s)) => Some(a.min(s)),
+                (a, s) => a.or(s),
+            };
             tokio::select! {
                 biased;
                 m = rx.recv() => match m {
                     Some(env) => {
+                        last_arrival = Instant::now();
                         self.ingest(env);
-                        if self.batch_full() {
-                            if let Flushed::Aborted = self.flush(&hard_stop).await {
+                        if let Some(reason) = self.batch_full() {
+                            self.count_flush(reason);
+                            if let Flushed::Aborted = self.flush(&hard_stop, &rx).await {
                                 return self.finish();
                             }
                         }
@@ -168,13 +184,26 @@ impl Pipeline {
                     None => break,
                 },
                 _ = sleep_until_opt(deadline) => {
-                    if let Flushed::Aborted = self.flush(&hard_stop).await {
+                    let pending = self.batch.acked_msgs;
+                    if pending > 0 && Instant::now() >= last_arrival + stall {
+                        self.count_flush("stall");
+                        if let Some(w) = self.window.on_stall(pending) {
+                            self.metrics.mqtt_window_learned.set(w as i64);
+                            tracing::info!(window = w, "broker inflight window learned from stalls: batches flush as soon as this many messages wait for their ack");
+                        }
+                    } else {
+                        self.count_flush("age");
+                    }
+                    if let Flushed::Aborted = self.flush(&hard_stop, &rx).await {
                         return self.finish();
                     }
                 }
             }
         }
-        let _ = self.flush(&hard_stop).await;
+        if !self.batch.msgs.is_empty() {
+            self.count_flush("end");
+        }
+        let _ = self.flush(&hard_stop, &rx).await;
         self.finish();
     }
 
@@ -185,9 +214,28 @@ impl Pipeline {
         tracing::info!("pipeline stopped");
     }
 
-    fn batch_full(&self) -> bool {
-        self.batch.lines.len() >= self.settings.influxdb.batch_size
-            || self.batch.acked_msgs >= self.settings.mqtt.inflight_window
+    /// Why the batch must be flushed now, if it must.
+    fn batch_full(&self) -> Option<&'static str> {
+        if self.batch.lines.len() >= self.settings.influxdb.batch_size {
+            Some("size")
+        } else if self
+            .window
+            .flush_at()
+            .is_some_and(|w| self.batch.acked_msgs >= w)
+        {
+            Some("window")
+        } else {
+            None
+        }
+    }
+
+    fn count_flush(&self, reason: &'static str) {
+        self.metrics
+            .batch_flushes
+            .get_or_create(&KindLabel {
+                kind: reason.into(),
+            })
+            .inc();
     }
 
     fn source_label(origin: &str) -> &'static str {
@@ -374,7 +422,13 @@ impl Pipeline {
     }
 
     /// Write the batch (retrying, isolating bad lines), then complete its handles in order.
-    async fn flush(&mut self, hard_stop: &CancellationToken) -> Flushed {
+    /// `rx` is only looked at: messages that arrived while the batch's acks were withheld tell
+    /// the [`window::Window`] the broker's window is larger than this batch.
+    async fn flush(
+        &mut self,
+        hard_stop: &CancellationToken,
+        rx: &mpsc::Receiver<Envelope>,
+    ) -> Flushed {
         let mut batch = std::mem::take(&mut self.batch);
         if batch.msgs.is_empty() {
             return Flushed::Done;
@@ -438,6 +492,7 @@ impl Pipeline {
                 }
             }
         }
+        self.window.on_written(batch.acked_msgs, rx.len());
         let horizon = Duration::from_secs(15 * 60);
         let online = self
             .last_seen

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub ingest_latency_seconds: Histogram,
     /// Failed write attempts, by kind (`connection`, `timeout`, `server`, `rejected`, `auth`, …).
     pub write_errors: Family<KindLabel, Counter>,
+    /// Batches flushed, by what triggered the flush (`size`, `window`, `stall`, `age`, `end`).
+    pub batch_flushes: Family<KindLabel, Counter>,
     /// MQTT (re)connections that completed (CONNACK received).
     pub mqtt_connects: Counter,
     /// Errors of the MQTT connection (each is followed by a reconnect with backoff).
@@ -78,6 +80,8 @@ pub struct Metrics {
     pub stations_online: Gauge,
     /// 1 while the last contact with InfluxDB succeeded.
     pub influxdb_up: Gauge,
+    /// The broker inflight window the pipeline learned from stalls (0: none learned).
+    pub mqtt_window_learned: Gauge,
     /// MQTT messages received but not yet acknowledged.
     pub acks_pending: Gauge,
     /// PUBACKs sent.
@@ -108,12 +112,14 @@ impl Metrics {
             write_batch_lines: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             ingest_latency_seconds: Histogram::new(exponential_buckets(0.0005, 1.5, 30)),
             write_errors: Family::default(),
+            batch_flushes: Family::default(),
             mqtt_connects: Counter::default(),
             mqtt_connection_errors: Counter::default(),
             mqtt_connected: Gauge::default(),
             mqtt_subscribed: Gauge::default(),
             stations_online: Gauge::default(),
             influxdb_up: Gauge::default(),
+            mqtt_window_learned: Gauge::default(),
             acks_pending: Gauge::default(),
             acks_sent: Counter::default(),
             indicator_points_written: Counter::default(),
@@ -166,6 +172,11 @@ impl Metrics {
             m.write_errors.clone(),
         );
         reg.register(
+            "envmon_batch_flushes",
+            "Batches flushed, by trigger (size, window, stall, age, end)",
+            m.batch_flushes.clone(),
+        );
+        reg.register(
             "envmon_mqtt_connects",
             "Completed MQTT connections (CONNACK received)",
             m.mqtt_connects.clone(),
@@ -194,6 +205,11 @@ impl Metrics {
             "envmon_influxdb_up",
             "1 while the last contact with InfluxDB succeeded",
             m.influxdb_up.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_window_learned",
+            "Broker inflight window learned from stalls (messages; 0 = none learned)",
+            m.mqtt_window_learned.clone(),
         );
         reg.register(
             "envmon_acks_pending",

@@ -1,6 +1,8 @@
 //! The embedded broker, and the simulator publishing through it end to end. Loopback only;
 //! every wait is bounded.
 
+#![cfg(feature = "demo")]
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -12,6 +12,8 @@
 //!   and every PromQL panel query returns a finite value from a real Prometheus (Debian's 2.42)
 //!   that scraped that envmon during the load.
 
+#![cfg_attr(not(feature = "demo"), allow(dead_code, unused_imports))]
+
 mod common;
 
 #[path = "../deploy/grafana/generate.rs"]
@@ -351,6 +353,7 @@ fn dashboards_validate_against_grafana_schema() {
 /// Simulated messages of the last `backfill` up to now, as `envmon simulate --backfill` (the
 /// compose file's simulator) publishes them first. Micro-stations every 10 min to keep the test
 /// short (their cadence does not change any panel's shape).
+#[cfg(feature = "demo")]
 fn backfill(broker: &str, backfill: Duration, now: DateTime<Utc>) -> Vec<(String, Vec<u8>)> {
     let reg = registry();
     let mut args = envmon::sim::SimArgs::new(broker.to_string());
@@ -658,6 +661,7 @@ fn wait_settled(envmon: &Envmon) {
     );
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn every_panel_query_returns_data_from_the_simulated_centre() {
     let broker = Mosquitto::start();

@@ -1,6 +1,8 @@
 //! `envmon demo`: one process, nothing installed — data files appear, the API answers, and it
 //! stops by itself with everything it received stored.
 
+#![cfg(feature = "demo")]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -120,7 +120,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing_and_writes_nothing_twice() {
     influx.create_db("envmon");
     let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
     // A small window keeps many messages in flight and unacked at the moment of the kill.
-    opts.inflight_window = 50;
+    opts.inflight_window = Some(50);
     let mut envmon = Envmon::start(&opts);
     let (msgs, exp) = messages(50, 0..100);
     let n = msgs.len();

@@ -2,6 +2,8 @@
 //! format (JSON, SenML, HJ 212 frames from the real encoder) decodes and normalises against the
 //! sample registry, with the reading count and time the simulator says it carries.
 
+#![cfg(feature = "demo")]
+
 use chrono::{Duration, TimeZone, Utc};
 use envmon::decode::{decode, hj212::Hj212Options, DecodeContext, Format};
 use envmon::normalise::normalise;

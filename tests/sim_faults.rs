@@ -1,5 +1,7 @@
 //! Determinism and faults of the simulator's message stream (pure: no broker).
 
+#![cfg(feature = "demo")]
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

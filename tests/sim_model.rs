@@ -2,6 +2,8 @@
 //! micro-station bias, water chemistry within plausible GB 3838 ranges. Pure (no I/O but the
 //! sample registry), bounded loops.
 
+#![cfg(feature = "demo")]
+
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use envmon::registry::Registry;
 use envmon::sim::{SimConfig, Simulator};

@@ -4,6 +4,8 @@
 //! external URL. A screenshot is taken (copied to `$ENVMON_STATUS_SCREENSHOT` when set, which is
 //! how docs/status-page.png is made).
 
+#![cfg_attr(not(feature = "demo"), allow(dead_code, unused_imports))]
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,6 +148,7 @@ fn registry_count(path: &Path) -> usize {
         .count()
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chromium() {
     assert!(

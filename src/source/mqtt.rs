@@ -152,7 +152,9 @@ impl MqttSource {
         let opts = options(settings)?;
         // Room for every PUBACK of a full inflight window plus subscribe/disconnect requests,
         // so the ack task never waits on a full request channel for long.
-        let cap = settings.inflight_window.max(16) * 2 + 16;
+        // Without a hint, room for Mosquitto's largest common setting (1000, deploy/README.md);
+        // a fuller channel only makes the ack task wait, it loses nothing.
+        let cap = settings.inflight_window.unwrap_or(1000).max(16) * 2 + 16;
         let (client, eventloop) = AsyncClient::new(opts, cap);
         let (state_tx, state_rx) = watch::channel(ConnState::default());
         let (in_tx, in_rx) = mpsc::unbounded_channel();

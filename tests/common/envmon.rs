@@ -47,7 +47,8 @@ pub struct EnvmonOpts {
     pub api: &'static str,
     pub influx_url: String,
     pub database: String,
-    pub inflight_window: usize,
+    /// `mqtt.inflight_window` (a hint); `None`: unset, as in the shipped config.
+    pub inflight_window: Option<usize>,
     pub client_id: String,
     pub stations: String,
     /// Extra TOML appended to the generated config (e.g. a `[vendor.x]` section).
@@ -69,7 +70,7 @@ impl EnvmonOpts {
             api: "v1",
             influx_url,
             database: "envmon".into(),
-            inflight_window: 1000,
+            inflight_window: None,
             client_id: format!("envmon-test-{}", free_port()),
             stations: stations_toml(50, 5),
             extra: String::new(),
@@ -111,7 +112,7 @@ host = "127.0.0.1"
 port = {mqtt_port}
 client_id = "{client_id}"
 keep_alive_s = 5
-inflight_window = {window}
+{window}
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
 [[mqtt.subscriptions]]
@@ -151,7 +152,10 @@ state_dir = "{state}"
 "#,
             mqtt_port = o.mqtt_port,
             client_id = o.client_id,
-            window = o.inflight_window,
+            window = o
+                .inflight_window
+                .map(|w| format!("inflight_window = {w}"))
+                .unwrap_or_default(),
             url = o.influx_url,
             api = o.api,
             age = o.batch_age_ms,
