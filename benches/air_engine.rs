@@ -51,7 +51,7 @@ fn hour_samples(reg: &Registry, st: &str, h: i64) -> Vec<Sample> {
             min: None,
             max: None,
             cou: None,
-            measurement: envmon::normalise::measurement_for(reg.get(st).map(|s| &**s), &p),
+            measurement: envmon::normalise::measurement_for(reg.get(st).map(|s| &**s), p),
             meta: reg.get(st).cloned(),
         })
         .collect()

@@ -70,7 +70,7 @@ fn batch(reg: &Registry, n_msgs: usize, round: usize, t: DateTime<Utc>) -> Vec<S
                 min: None,
                 max: None,
                 cou: None,
-                measurement: envmon::normalise::measurement_for(Some(&*st), &p),
+                measurement: envmon::normalise::measurement_for(Some(st), p),
                 meta: Some(st.clone()),
             });
         }
@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
                     min: None,
                     max: None,
                     cou: None,
-                    measurement: envmon::normalise::measurement_for(Some(&*st), &p),
+                    measurement: envmon::normalise::measurement_for(Some(st), p),
                     meta: Some(st.clone()),
                 });
             }

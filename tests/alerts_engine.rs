@@ -46,7 +46,7 @@ fn sample(
         min: None,
         max: None,
         cou: None,
-        measurement: envmon::normalise::measurement_for(reg.get(st).map(|s| &**s), &p),
+        measurement: envmon::normalise::measurement_for(reg.get(st).map(|s| &**s), p),
         meta: reg.get(st).cloned(),
     }
 }

@@ -147,7 +147,7 @@ fn many_samples_of_one_series_and_time_share_one_line() {
         min: None,
         max: None,
         cou: None,
-        measurement: envmon::normalise::measurement_for(Some(&*st), &p),
+        measurement: envmon::normalise::measurement_for(Some(&*st), p),
         meta: Some(st.clone()),
     };
     let samples = vec![

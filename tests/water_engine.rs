@@ -104,7 +104,7 @@ fn sample(st: &str, time: DateTime<Utc>, param: &str, value: f64, flag: Flag) ->
         min: None,
         max: None,
         cou: None,
-        measurement: envmon::normalise::measurement_for(None, &param),
+        measurement: envmon::normalise::measurement_for(None, param),
         meta: None,
     }
 }

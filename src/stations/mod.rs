@@ -443,7 +443,7 @@ target_class = "III"
             min: None,
             max: None,
             cou: None,
-            measurement: crate::normalise::measurement_for(None, &param),
+            measurement: crate::normalise::measurement_for(None, param),
             meta: None,
         }
     }
