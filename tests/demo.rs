@@ -133,9 +133,9 @@ impl Drop for Running {
 }
 
 /// `envmon demo --backfill 2d`: the embedded broker keeps far less than two days of data
-/// (here 1 MiB per topic filter, 768 KiB guaranteed, against ~40 MB back-filled), so only the
-/// simulator's pacing against envmon keeps it from dropping (without pacing, the same run
-/// loses most messages: the next test). Micro-stations report every 2 minutes instead of
+/// (here 1 MiB per topic filter, 768 KiB guaranteed, against ~47,000 messages back-filled),
+/// so only the simulator's pacing against envmon keeps it from dropping (without pacing, the
+/// same run loses most messages: the next test). Micro-stations report every 2 minutes instead of
 /// every 10 s to keep the debug build under two minutes; the back-fill is the full 2 days.
 /// Checks published = received = stored + dead-lettered, a day figure for every water
 /// section, and that a station taken offline with `--faults` is named on the first status

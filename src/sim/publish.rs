@@ -251,7 +251,7 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), SimError> {
 /// A broker's PUBACK to the publisher says "accepted", not "delivered": the embedded rumqttd
 /// acknowledges a message as soon as it is appended to its in-memory log, and when a subscriber
 /// falls further behind than that log holds, rumqttd drops the oldest segment and moves the
-/// subscriber's cursor past it (measured: `envmon demo --backfill 2d` lost 208,340 of 571,455
+/// subscriber's cursor past it (measured: `envmon demo --backfill 2d` lost 267,411 of 572,153
 /// messages that way). With pacing, the publisher keeps at most `budget_bytes` of messages
 /// published and not yet consumed, counting every such message at the size of the largest one
 /// published so far (as the broker counts it: 4 + topic + payload bytes), so no topic filter's
