@@ -714,14 +714,15 @@ pub fn check_topic_filter(t: &str) -> Result<(), String> {
     if t.is_empty() {
         return Err("must not be empty".into());
     }
-    let levels: Vec<&str> = t.split('/').collect();
-    for (i, l) in levels.iter().enumerate() {
-        if l.contains('#') && (*l != "#" || i != levels.len() - 1) {
-            return Err(format!("{t:?}: '#' must be a whole, last level"));
+    // rumqttc's validation (MQTT 3.1.1 §4.7.1); the reasons are ours, to say what is wrong.
+    if !rumqttc::valid_filter(t) {
+        let levels: Vec<&str> = t.split('/').collect();
+        for (i, l) in levels.iter().enumerate() {
+            if l.contains('#') && (*l != "#" || i != levels.len() - 1) {
+                return Err(format!("{t:?}: '#' must be a whole, last level"));
+            }
         }
-        if l.contains('+') && *l != "+" {
-            return Err(format!("{t:?}: '+' must be a whole level"));
-        }
+        return Err(format!("{t:?}: '+' must be a whole level"));
     }
     if t.starts_with("$share/") {
         return Err(format!(

@@ -19,6 +19,7 @@
 //! - [`registry`]: the station registry.
 //! - [`decode`]: pure payload decoders (json, senml, hj212).
 //! - [`normalise`]: canonical names and units, plausibility.
+//! - [`num`]: the one decimal / rounding implementation (GB/T 8170), stored precision.
 //! - [`store`]: line protocol, batching, InfluxDB v1/v2 writers.
 //! - [`deadletter`]: rejected input, kept on disk with its reason.
 //! - [`source`]: MQTT client and the in-order acknowledgement path.
@@ -31,6 +32,7 @@
 //! - [`telemetry`]: metrics registry and logging set-up.
 //! - [`pipeline`]: the task that batches, writes, dead-letters and releases acks.
 //! - [`app`]: wires the stages together with bounded channels and a cancellation token.
+//! - [`backoff`]: the one retry delay (capped exponential, jittered).
 //! - [`cli`]: the operator commands (`envmon decode`, `alerts`, `stations`).
 //! - [`standards`]: the standards' calculations as pure functions.
 //!
@@ -43,6 +45,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backoff;
 #[cfg(feature = "demo")]
 pub mod broker;
 pub mod cli;
@@ -54,6 +57,7 @@ pub mod demo;
 pub mod indicators;
 pub mod model;
 pub mod normalise;
+pub mod num;
 pub mod pipeline;
 pub mod registry;
 #[cfg(feature = "demo")]

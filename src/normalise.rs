@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::model::{Measurement, Reading, Sample, Station};
+use crate::num::{self, Dec};
 use crate::registry::Registry;
 
 /// Molar gas constant R in J/(mol·K) (exact in the 2019 SI, CODATA 2018).
@@ -414,55 +415,113 @@ pub fn parse_unit(unit: &str) -> Option<Unit> {
     })
 }
 
-/// How to turn a value in `from` into the canonical unit of a quantity: `canon = v * factor + offset`.
+/// How a value in some unit becomes a value in the canonical unit: `canon = v × factor + offset`.
+///
+/// Stored precision (docs/schema.md, "Stored precision"):
+/// - [`Conversion::Identity`]: the value is stored as received (its shortest decimal);
+/// - [`Conversion::Decimal`]: factor and offset are decimals (×10, ×0.001, −273.15), so the result
+///   is computed exactly in decimal: 101.02 kPa → 1010.2 hPa (binary `f64` arithmetic gives
+///   1010.1999999999999); at most [`num::MAX_SIG`] significant digits are kept;
+/// - [`Conversion::Rounded`]: the factor is no decimal (ppb × M / Vm, °F × 5/9, km/h ÷ 3.6,
+///   rad × 180/π), so the result is rounded to [`num::CONVERSION_SIG`] significant digits
+///   (GB/T 8170 half-to-even): 1000 ppb CO → 1.1448820 mg/m³, stored `1.144882`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Conversion {
+    Identity,
+    Decimal { factor: Dec, offset: Dec },
+    Rounded { factor: f64, offset: f64 },
+}
+
+impl Conversion {
+    fn times(mant: i64, scale: u32) -> Conversion {
+        Conversion::Decimal {
+            factor: Dec::new(mant, scale),
+            offset: Dec::ZERO,
+        }
+    }
+
+    fn rounded(factor: f64) -> Conversion {
+        Conversion::Rounded {
+            factor,
+            offset: 0.0,
+        }
+    }
+
+    /// The value in the canonical unit (see the type's documentation for its precision).
+    /// A value that is not finite stays not finite.
+    pub fn apply(self, v: f64) -> f64 {
+        match self {
+            Conversion::Identity => v,
+            Conversion::Decimal { factor, offset } => Dec::from_f64(v)
+                .and_then(|d| d.checked_mul(factor)?.checked_add(offset))
+                .map(|d| d.round_sig(num::MAX_SIG).to_f64())
+                // Beyond the exact range (|v| > 1e15, never plausible): binary arithmetic.
+                .unwrap_or_else(|| v * factor.to_f64() + offset.to_f64()),
+            Conversion::Rounded { factor, offset } => {
+                num::round_sig(v * factor + offset, num::CONVERSION_SIG)
+            }
+        }
+    }
+}
+
+/// How to turn a value in `from` into the canonical unit of a quantity.
 /// `None` when the unit does not apply to the quantity (e.g. ppb for PM2.5).
-pub fn conversion(quantity: Quantity, from: Unit) -> Option<(f64, f64)> {
+pub fn conversion(quantity: Quantity, from: Unit) -> Option<Conversion> {
+    use Conversion::Identity;
     use Unit::*;
     let vm = reference_molar_volume_l();
-    let lin = |f: f64| Some((f, 0.0));
+    let x = |mant: i64, scale: u32| Some(Conversion::times(mant, scale));
+    let r = |f: f64| Some(Conversion::rounded(f));
     match (quantity, from) {
-        (AirMassUg, UgM3) | (GasUg(_), UgM3) => lin(1.0),
-        (AirMassUg, MgM3) | (GasUg(_), MgM3) => lin(1000.0),
-        (AirMassUg, NgM3) | (GasUg(_), NgM3) => lin(0.001),
+        (AirMassUg, UgM3) | (GasUg(_), UgM3) => Some(Identity),
+        (AirMassUg, MgM3) | (GasUg(_), MgM3) => x(1000, 0),
+        (AirMassUg, NgM3) | (GasUg(_), NgM3) => x(1, 3),
         // µg/m³ = ppb × M / Vm (Vm in L/mol at 298.15 K, 1013.25 hPa).
-        (GasUg(m), Ppb) => lin(m / vm),
-        (GasUg(m), Ppm) => lin(1000.0 * m / vm),
-        (GasMg(_), MgM3) => lin(1.0),
-        (GasMg(_), UgM3) => lin(0.001),
+        (GasUg(m), Ppb) => r(m / vm),
+        (GasUg(m), Ppm) => r(1000.0 * m / vm),
+        (GasMg(_), MgM3) => Some(Identity),
+        (GasMg(_), UgM3) => x(1, 3),
         // mg/m³ = ppm × M / Vm.
-        (GasMg(m), Ppm) => lin(m / vm),
-        (GasMg(m), Ppb) => lin(m / vm / 1000.0),
-        (Temperature, DegC) => lin(1.0),
-        (Temperature, Kelvin) => Some((1.0, -273.15)),
-        (Temperature, DegF) => Some((5.0 / 9.0, -32.0 * 5.0 / 9.0)),
-        (Humidity, Percent) => lin(1.0),
-        (Pressure, HPa) => lin(1.0),
-        (Pressure, Pa) => lin(0.01),
-        (Pressure, KPa) => lin(10.0),
-        (Speed, MetrePerS) => lin(1.0),
-        (Speed, KmPerH) => lin(1.0 / 3.6),
-        (Direction, Degree) => lin(1.0),
-        (Direction, Radian) => lin(180.0 / std::f64::consts::PI),
-        (Ph, Dimensionless) => lin(1.0),
-        (WaterMg, MgL) => lin(1.0),
-        (WaterMg, UgL) => lin(0.001),
-        (WaterMg, GL) => lin(1000.0),
-        (WaterUg, UgL) => lin(1.0),
+        (GasMg(m), Ppm) => r(m / vm),
+        (GasMg(m), Ppb) => r(m / vm / 1000.0),
+        (Temperature, DegC) => Some(Identity),
+        // 0 °C = 273.15 K exactly (SI definition of the degree Celsius).
+        (Temperature, Kelvin) => Some(Conversion::Decimal {
+            factor: Dec::new(1, 0),
+            offset: Dec::new(-27315, 2),
+        }),
+        (Temperature, DegF) => Some(Conversion::Rounded {
+            factor: 5.0 / 9.0,
+            offset: -32.0 * 5.0 / 9.0,
+        }),
+        (Humidity, Percent) => Some(Identity),
+        (Pressure, HPa) => Some(Identity),
+        (Pressure, Pa) => x(1, 2),
+        (Pressure, KPa) => x(10, 0),
+        (Speed, MetrePerS) => Some(Identity),
+        (Speed, KmPerH) => r(1.0 / 3.6),
+        (Direction, Degree) => Some(Identity),
+        (Direction, Radian) => r(180.0 / std::f64::consts::PI),
+        (Ph, Dimensionless) => Some(Identity),
+        (WaterMg, MgL) => Some(Identity),
+        (WaterMg, UgL) => x(1, 3),
+        (WaterMg, GL) => x(1000, 0),
+        (WaterUg, UgL) => Some(Identity),
         // 1 mg/m³ = 1 µg/L.
-        (WaterUg, MgM3) => lin(1.0),
-        (WaterUg, MgL) => lin(1000.0),
-        (Coliform, CountPerL) => lin(1.0),
-        (Coliform, CountPer100Ml) => lin(10.0),
-        (Algae, CellsPerL) => lin(1.0),
-        (Algae, CellsPerMl) => lin(1000.0),
-        (Conductivity, UsCm) => lin(1.0),
-        (Conductivity, MsCm) => lin(1000.0),
-        (Conductivity, SM) => lin(10_000.0),
-        (Conductivity, MsM) => lin(10.0),
-        (Turbidity, Ntu) => lin(1.0),
-        (Length, Metre) => lin(1.0),
-        (Length, Centimetre) => lin(0.01),
-        (Length, Millimetre) => lin(0.001),
+        (WaterUg, MgM3) => Some(Identity),
+        (WaterUg, MgL) => x(1000, 0),
+        (Coliform, CountPerL) => Some(Identity),
+        (Coliform, CountPer100Ml) => x(10, 0),
+        (Algae, CellsPerL) => Some(Identity),
+        (Algae, CellsPerMl) => x(1000, 0),
+        (Conductivity, UsCm) => Some(Identity),
+        (Conductivity, MsCm) => x(1000, 0),
+        (Conductivity, SM) => x(10_000, 0),
+        (Conductivity, MsM) => x(10, 0),
+        (Turbidity, Ntu) => Some(Identity),
+        (Length, Metre) => Some(Identity),
+        (Length, Centimetre) => x(1, 2),
+        (Length, Millimetre) => x(1, 3),
         _ => None,
     }
 }
@@ -693,8 +752,8 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
 
     let (param, unit, value, min, max) = match canonical_param(&r.param) {
         Some(spec) => {
-            let (factor, offset) = match r.unit.as_deref() {
-                None => (1.0, 0.0),
+            let conv = match r.unit.as_deref() {
+                None => Conversion::Identity,
                 Some(u) => {
                     let parsed = parse_unit(u).ok_or_else(|| NormaliseError::UnknownUnit {
                         station: station.clone(),
@@ -715,7 +774,7 @@ pub fn normalise(r: Reading, registry: Option<&Registry>) -> Result<Sample, Norm
                     })?
                 }
             };
-            let conv = |v: f64| v * factor + offset;
+            let conv = |v: f64| conv.apply(v);
             let check = |what: &'static str, v: f64| -> Result<f64, NormaliseError> {
                 if !v.is_finite() {
                     return Err(non_finite(what, spec.name));
@@ -787,6 +846,21 @@ mod tests {
     #[test]
     fn molar_volume_is_24_465() {
         assert!((reference_molar_volume_l() - 24.465).abs() < 0.001);
+    }
+
+    #[test]
+    fn decimal_conversions_are_exact_and_others_rounded() {
+        let v = |x: f64, u: &str, p: &str| normalise(reading(p, x, Some(u)), None).unwrap().value;
+        assert_eq!(v(101.02, "kPa", "pressure").to_string(), "1010.2");
+        assert_eq!(v(101325.0, "Pa", "pressure").to_string(), "1013.25");
+        assert_eq!(v(296.45, "K", "temp").to_string(), "23.3");
+        assert_eq!(v(0.3, "ug/L", "tp").to_string(), "0.0003");
+        // 1000 ppb CO = 1 ppm × 28.010 / 24.46539… = 1.14488198… mg/m³ → 8 digits 1.1448820.
+        assert_eq!(v(1000.0, "ppb", "co").to_string(), "1.144882");
+        // 68.3 °F = 20.1666… °C → 20.166667.
+        assert_eq!(v(68.3, "degF", "temp").to_string(), "20.166667");
+        // Identity: stored as received.
+        assert_eq!(v(0.1 + 0.2, "ug/m3", "pm25"), 0.1 + 0.2);
     }
 
     #[test]

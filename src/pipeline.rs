@@ -30,11 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng as _;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::deadletter::{DeadLetter, Record};
 use crate::decode::{self, DecodeContext};
@@ -441,7 +441,7 @@ impl Pipeline {
         let mut requests = 0usize;
         while let Some((a, b)) = stack.pop() {
             let body = &batch.body[batch.line_start(a)..batch.lines[b - 1].end];
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), retry_max);
             let mut attempt = 0u32;
             loop {
                 requests += 1;
@@ -461,17 +461,15 @@ impl Pipeline {
                             .get_or_create(&KindLabel { kind: kind.into() })
                             .inc();
                         if attempt == 1 || attempt.is_power_of_two() {
-                            tracing::warn!(kind, detail = %detail, attempt, lines = b - a, retry_in_ms = backoff.as_millis() as u64, "InfluxDB write failed; retrying (nothing is acknowledged meanwhile)");
+                            tracing::warn!(kind, detail = %detail, attempt, lines = b - a, retry_in_ms = backoff.peek().as_millis() as u64, "InfluxDB write failed; retrying (nothing is acknowledged meanwhile)");
                         }
-                        let jitter = rand::thread_rng().gen_range(0.5..1.0);
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                            _ = tokio::time::sleep(backoff.step()) => {}
                             _ = hard_stop.cancelled() => {
                                 tracing::warn!(payloads = batch.msgs.len(), "shutdown deadline: unwritten batch left unacknowledged (the broker will redeliver)");
                                 return Flushed::Aborted;
                             }
                         }
-                        backoff = (backoff * 2).min(retry_max);
                     }
                     Err(f @ (WriteFailure::BadData { .. } | WriteFailure::TooLarge)) => {
                         self.metrics

@@ -129,10 +129,13 @@ districts = ["D0", "D1", "D2"]
         .map(|s| (0..24).map(|i| values(s, i)[4]).sum::<f64>() / 24.0)
         .sum::<f64>()
         / 3.0;
+    // Stored unrounded as `pm25_raw` (10 significant digits: relative error ≤ 5e-10) and at
+    // reporting precision (integer µg/m³) as `pm25`.
     assert!(
-        (row["pm25"].as_f64().unwrap() - pm25).abs() < 1e-9,
+        (row["pm25_raw"].as_f64().unwrap() - pm25).abs() <= 5e-10 * pm25,
         "{row:?}"
     );
+    assert_eq!(row["pm25"].as_f64(), Some(pm25.round()), "{row:?}");
 
     // HTTP.
     let (code, body) = envmon

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use envmon::indicators::water::{
-    evaluate, exceedance_multiple, single_factor_class, EvalOptions, Obs, Param, WaterError,
-    WaterStandard,
+    evaluate, exceedance_multiple, single_factor_class, EvalOptions, Exclusion, Obs, Param,
+    WaterError, WaterStandard,
 };
 use envmon::model::{BodyType, Flag};
 use envmon::registry::WaterClass;
@@ -170,7 +170,15 @@ fn multi_parameter_sample_worst_item_decides_with_exceedances() {
     assert_eq!(r.per_param[&Param::Cod], WaterClass(1));
     assert_eq!(r.meets_target, Some(false));
     assert_eq!(r.excluded, vec![Param::Tn]);
-    assert!(r.separate.is_empty(), "river TN has no class");
+    // River TN: GB 3838-2002 has no river TN limit, so it never enters the class, but it is
+    // classed against the Table 1 TN column for reference: 2.6 > 2.0 (class V limit) → 劣Ⅴ.
+    assert_eq!(r.separate[&Param::Tn], WaterClass(6));
+    let tn = r.items[&Param::Tn];
+    assert_eq!(tn.class, Some(WaterClass(6)));
+    assert_eq!(tn.excluded, Some(Exclusion::NoLimitForBody));
+    assert_eq!(tn.limit, Some(2.0));
+    assert_eq!(r.items[&Param::Nh3n].excluded, None);
+    assert_eq!(r.items[&Param::Nh3n].limit, Some(1.5));
     // Multiples against class III: TP (0.25 − 0.2)/0.2 = 0.25, NH3-N (1.2 − 1.0)/1.0 = 0.2;
     // largest first.
     let ex: Vec<(Param, f64)> = r
@@ -180,9 +188,10 @@ fn multi_parameter_sample_worst_item_decides_with_exceedances() {
         .collect();
     assert_eq!(ex.len(), 2);
     assert_eq!(ex[0].0, Param::Tp);
-    assert!((ex[0].1 - 0.25).abs() < 1e-12);
+    // Exact in decimal (binary arithmetic gives 0.24999999999999994 and 0.19999999999999996).
+    assert_eq!(ex[0].1, 0.25);
     assert_eq!(ex[1].0, Param::Nh3n);
-    assert!((ex[1].1 - 0.2).abs() < 1e-12);
+    assert_eq!(ex[1].1, 0.2);
     assert_eq!(r.exceedances[0].limit, Some(0.2));
 }
 

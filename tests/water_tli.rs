@@ -119,7 +119,8 @@ fn grade_boundaries_belong_to_the_lower_grade() {
 }
 
 /// chla alone with 10 (2.5 + 1.086 ln c) = 50 ⇔ c = e^(2.5/1.086) ≈ 9.9944: TLI is 50 up to float
-/// noise, reported 50.0 and graded on the reported value → 中营养. c = 10.05 → 50.06 → 50.1 → 轻度.
+/// noise; the full value is kept at 10 significant digits (50.00000000), so the noise is gone:
+/// reported 50.0, graded on the full value → 中营养. c = 10.05 → 50.06 → 50.1 → 轻度.
 #[test]
 fn tli_of_exactly_50_is_mesotrophic() {
     let c = (2.5f64 / 1.086).exp();

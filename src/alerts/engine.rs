@@ -385,14 +385,17 @@ fn district_zh(d: &str) -> &str {
 }
 
 /// A value with as many decimals as its size warrants (no binary noise in messages).
+/// Rounded per GB/T 8170 on the value's decimal digits (`crate::num::round_dp`).
 pub fn fmt_value(v: f64) -> String {
-    let s = if v.abs() >= 100.0 {
-        format!("{v:.0}")
+    let dp = if v.abs() >= 100.0 {
+        0
     } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
+        1
     } else {
-        format!("{v:.2}")
+        2
     };
+    let r = crate::num::round_dp(v, dp);
+    let s = format!("{r:.*}", dp as usize);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {

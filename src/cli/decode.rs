@@ -17,6 +17,7 @@ use crate::config::VendorMapping;
 use crate::decode::{decode, DecodeContext};
 use crate::normalise::normalise;
 use crate::registry::Registry;
+use crate::source::mqtt::topic_matches;
 
 /// Arguments of `envmon decode`.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,21 +66,6 @@ pub struct Prepared {
     pub registry: Option<Registry>,
     pub vendor: Option<VendorMapping>,
     pub hj212: Hj212Options,
-}
-
-/// Does an MQTT topic filter (`env/json/+`, `env/#`) match a topic?
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
 }
 
 /// Load config, registry and vendor mapping as the arguments ask.

@@ -44,14 +44,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fetch and render; the text to print on success.
 pub async fn run(args: &StationsArgs) -> Result<String, StationsCliError> {
-    let mut url = format!("{}/api/v1/stations", args.url.trim_end_matches('/'));
-    let mut sep = '?';
-    for (k, v) in [("status", &args.status), ("kind", &args.kind)] {
-        if let Some(v) = v {
-            let _ = write!(url, "{sep}{k}={v}");
-            sep = '&';
-        }
-    }
+    let url = format!("{}/api/v1/stations", args.url.trim_end_matches('/'));
+    // reqwest encodes the query (a kind or status with `&`, spaces or Chinese stays intact).
+    let query: Vec<(&str, &str)> = [("status", &args.status), ("kind", &args.kind)]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .collect();
     let unreachable = |e: reqwest::Error| StationsCliError::Unreachable {
         url: url.clone(),
         detail: e.to_string(),
@@ -60,7 +58,12 @@ pub async fn run(args: &StationsArgs) -> Result<String, StationsCliError> {
         .timeout(TIMEOUT)
         .build()
         .map_err(unreachable)?;
-    let resp = client.get(&url).send().await.map_err(unreachable)?;
+    let resp = client
+        .get(&url)
+        .query(&query)
+        .send()
+        .await
+        .map_err(unreachable)?;
     let status = resp.status().as_u16();
     let body = resp.text().await.map_err(unreachable)?;
     let v: Value = serde_json::from_str(&body).map_err(|e| StationsCliError::BadAnswer {

@@ -11,8 +11,8 @@ use std::path::Path;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::num::{self, ceil_div, Dec};
 use crate::registry::WaterClass;
-use crate::standards::aqi::decimal::{ceil_div, Dec};
 use crate::standards::aqi::tables::GOOD_DAY_MAX_AQI;
 use crate::standards::aqi::validity::{annual_completeness, Completeness, ValidityRules};
 
@@ -464,7 +464,9 @@ pub fn good_day_progress(
     let required = ceil_div(m * total, 100 * 10i128.pow(s)).max(0) as u32;
     let more = required.saturating_sub(good);
     let affordable = (good as i64 + remaining as i64) - required as i64;
-    let value = (valid > 0).then(|| good as f64 * 100.0 / valid as f64);
+    let value = (valid > 0)
+        .then(|| num::ratio(f64::from(good) * 100.0, f64::from(valid)))
+        .flatten();
     // on track: good/valid ≥ T  ⇔  good × 100 × 10^s ≥ m × valid (exact).
     let on_track = (valid > 0).then(|| (good as i128) * 100 * 10i128.pow(s) >= m * valid as i128);
     GoodDayProgress {
@@ -477,7 +479,8 @@ pub fn good_day_progress(
         required_good_days: required,
         more_good_days_needed: more,
         required_share_of_remaining: (remaining > 0)
-            .then(|| more as f64 * 100.0 / remaining as f64),
+            .then(|| num::ratio(f64::from(more) * 100.0, f64::from(remaining)))
+            .flatten(),
         non_good_days_affordable: affordable,
         on_track,
         attainable: affordable >= 0,
@@ -487,17 +490,22 @@ pub fn good_day_progress(
 /// The bound an unrounded mean must respect so that its GB/T 8170 rounding to `digits` decimals is
 /// ≤ `target`: with K = ⌊target·10^d⌋, bound = (K + ½)/10^d, inclusive when K is even.
 pub fn rounded_at_most_bound(target: f64, digits: u32) -> (f64, bool) {
-    let p = 10f64.powi(digits as i32);
-    let scaled = Dec::from_f64(target * p).map(|d| d.round_half_even(6));
-    // floor of target·10^d, exact when the target is a short decimal.
-    let k = match scaled {
-        Some(d) => {
-            let (m, s) = d.parts();
-            m.div_euclid(10i128.pow(s))
-        }
-        None => (target * p).floor() as i128,
+    // K = ⌊target·10^d⌋ on the target's decimal digits, exact.
+    let Some((m, s)) = Dec::from_f64(target).map(Dec::parts) else {
+        let p = 10f64.powi(digits as i32);
+        let k = (target * p).floor();
+        return ((k + 0.5) / p, k.rem_euclid(2.0) == 0.0);
     };
-    ((k as f64 + 0.5) / p, k % 2 == 0)
+    let k = if s <= digits {
+        m * 10i128.pow(digits - s)
+    } else {
+        m.div_euclid(10i128.pow(s - digits))
+    };
+    // (K + ½)/10^d = (10K + 5)/10^(d+1), a decimal.
+    let bound = i64::try_from(10 * k + 5)
+        .map(|b| Dec::new(b, digits + 1).to_f64())
+        .unwrap_or(f64::NAN);
+    (bound, k % 2 == 0)
 }
 
 /// PM2.5 annual-mean progress (maths in docs/indicators.md).
@@ -514,13 +522,16 @@ pub fn pm25_progress(
         .collect();
     let n = vals.len() as u32;
     let sum: f64 = vals.iter().map(|(_, v)| v).sum();
-    let mean = (n > 0).then(|| sum / n as f64);
-    let rounded = mean.and_then(|m| Dec::from_f64(m).map(|d| d.round_half_even(round_to).to_f64()));
+    // Exact decimal mean (num::mean), rounded per GB/T 8170 for the official figure.
+    let mean = num::mean(vals.iter().map(|(_, v)| *v));
+    let rounded = mean.map(|m| num::round_dp(m, round_to));
     let (bound, inclusive) = rounded_at_most_bound(target, round_to);
-    let meets = |x: f64| if inclusive { x <= bound } else { x < bound };
+    let meets = |x: f64| {
+        num::cmp_full(x, bound).is_some_and(|o| if inclusive { o.is_le() } else { o.is_lt() })
+    };
     let remaining = remaining_days(year, as_of);
-    let must =
-        (remaining > 0).then(|| (bound * (n as f64 + remaining as f64) - sum) / remaining as f64);
+    let must = (remaining > 0)
+        .then(|| num::stored((bound * (n as f64 + remaining as f64) - sum) / remaining as f64));
     let on_track = rounded.map(|r| r <= target);
     let attainable = match must {
         Some(m) => {

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng as _;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS,
     SubscribeFilter, TlsConfiguration, Transport,
@@ -40,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{AckHandle, AckWaiter, Envelope, Payload};
+use crate::backoff::Backoff;
 use crate::config::{MqttSettings, Subscription};
 use crate::decode::Format;
 use crate::telemetry::Metrics;
@@ -106,18 +106,15 @@ pub fn effective_filter(s: &MqttSettings, sub: &Subscription) -> String {
     }
 }
 
-/// MQTT topic matching (MQTT 3.1.1 §4.7) of a concrete topic against a filter.
+/// MQTT topic matching (MQTT 3.1.1 §4.7) of a concrete topic against a filter, by rumqttc's
+/// matcher. rumqttc refuses every topic that starts with `$`; §4.7.2 only says a filter that
+/// starts with a wildcard must not match one, so `$SYS/#` (written out) still matches
+/// `$SYS/broker/…` here, and `#` or `+/broker` do not.
 pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return !topic.starts_with('$') || !filter.starts_with('#'),
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
+    match (topic.strip_prefix('$'), filter.strip_prefix('$')) {
+        (Some(t), Some(f)) => rumqttc::matches(t, f),
+        (Some(_), None) => false,
+        (None, _) => rumqttc::matches(topic, filter),
     }
 }
 
@@ -172,7 +169,10 @@ impl MqttSource {
             in_tx,
             state_tx,
             metrics.clone(),
-            Backoff::new(settings.reconnect_min_ms, settings.reconnect_max_ms),
+            Backoff::new(
+                Duration::from_millis(settings.reconnect_min_ms),
+                Duration::from_millis(settings.reconnect_max_ms),
+            ),
             poll_stop.clone(),
         ));
         let ack_task = tokio::spawn(ack_loop(
@@ -207,33 +207,6 @@ impl MqttSource {
         {
             self.poll_stop.cancel();
         }
-    }
-}
-
-/// Capped exponential backoff with jitter.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min_ms: u64, max_ms: u64) -> Backoff {
-        let min = Duration::from_millis(min_ms.max(1));
-        Backoff {
-            min,
-            max: Duration::from_millis(max_ms.max(min_ms)),
-            next: min,
-        }
-    }
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-    /// The next delay: uniformly jittered in [d/2, d], then d doubles up to the cap.
-    fn step(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
 }
 
@@ -462,16 +435,10 @@ mod tests {
         assert!(topic_matches("env/#", "env"));
         assert!(!topic_matches("env/senml/+", "env/json/x"));
         assert!(!topic_matches("#", "$SYS/broker"));
-    }
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        let mut b = Backoff::new(100, 1000);
-        let ds: Vec<_> = (0..8).map(|_| b.step()).collect();
-        assert!(ds[0] >= Duration::from_millis(50) && ds[0] <= Duration::from_millis(100));
-        assert!(ds.iter().all(|d| *d <= Duration::from_millis(1000)));
-        assert!(ds[7] >= Duration::from_millis(500));
-        b.reset();
-        assert!(b.step() <= Duration::from_millis(100));
+        assert!(!topic_matches("+/broker", "$SYS/broker"));
+        assert!(topic_matches("$SYS/#", "$SYS/broker/load"));
+        assert!(topic_matches("$SYS/broker/+", "$SYS/broker/load"));
+        assert!(!topic_matches("$SYS/#", "SYS/broker"));
+        assert!(topic_matches("env/+/WJ-A01", "env/json/WJ-A01"));
     }
 }

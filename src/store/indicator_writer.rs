@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::line::{encode_point, Point};
 use super::writer::{WriteFailure, Writer};
+use crate::backoff::Backoff;
 use crate::telemetry::{KindLabel, Metrics};
 
 /// Run until every sender of `rx` is gone (then flush and return), or `hard_stop` fires.
@@ -63,7 +64,7 @@ async fn flush(
     if *lines == 0 {
         return;
     }
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         match writer.write(body).await {
             Ok(()) => {
@@ -90,13 +91,12 @@ async fn flush(
                     .inc();
                 tracing::warn!(error = %f, "indicator write failed; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.step()) => {}
                     _ = hard_stop.cancelled() => {
                         tracing::warn!(lines = *lines, "shutdown: indicator points not written (recomputable from the readings)");
                         break;
                     }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }

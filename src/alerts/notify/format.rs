@@ -50,7 +50,8 @@ pub fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         return format!("{v:.0}");
     }
-    let s = format!("{v:.3}");
+    // GB/T 8170 rounding on the value's decimal digits (crate::num), then printed.
+    let s = format!("{:.3}", crate::num::round_dp(v, 3));
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 

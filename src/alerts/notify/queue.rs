@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -94,11 +93,7 @@ impl RetryPolicy {
     /// random factor in [0.5, 1] ("equal jitter") so notifiers that failed together do not
     /// retry in lockstep.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max);
-        base.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+        crate::backoff::delay(self.initial, self.max, attempt)
     }
 }
 

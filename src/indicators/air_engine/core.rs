@@ -117,8 +117,7 @@ impl HourData {
 /// `min_minutes` distinct minutes; the mean is weighted by the covered minutes of each value.
 pub fn sub_mean(sub: &[SubVal], min_minutes: u32) -> Option<f64> {
     let mut bits: u64 = 0;
-    let mut sum = 0.0;
-    let mut w = 0.0;
+    let mut weighted = Vec::with_capacity(sub.len());
     for s in sub.iter().filter(|s| s.valid) {
         let start = s.minute.min(59) as u32;
         let end = (start + s.span.max(1) as u32).min(60);
@@ -129,11 +128,13 @@ pub fn sub_mean(sub: &[SubVal], min_minutes: u32) -> Option<f64> {
             ((1u64 << n) - 1) << start
         };
         bits |= mask;
-        sum += s.value * n as f64;
-        w += n as f64;
+        weighted.push((s.value, u64::from(n)));
     }
     let covered = bits.count_ones();
-    (covered >= min_minutes && covered > 0 && w > 0.0).then(|| sum / w)
+    if covered < min_minutes || covered == 0 {
+        return None;
+    }
+    crate::num::weighted_mean(weighted)
 }
 
 /// Daily values of a station or area: 24-hour means (slot 5 = O3 MDA8) and the O3 daily max 1-hour.
@@ -174,7 +175,14 @@ pub struct Entry {
     pub iaqi: BTreeMap<String, u32>,
     #[serde(default)]
     pub supplementary: BTreeMap<String, u32>,
+    /// The concentrations the AQI was computed with (see `AqiResult::concentrations`).
     pub concentrations: BTreeMap<String, f64>,
+    /// At reporting precision (integers µg/m³, CO 1 decimal mg/m³): the points' `<indicator>`.
+    #[serde(default)]
+    pub concentrations_reported: BTreeMap<String, f64>,
+    /// Unrounded (the HJ 633-2012 IAQI input): the points' `<indicator>_raw`.
+    #[serde(default)]
+    pub concentrations_raw: BTreeMap<String, f64>,
     pub published: bool,
     /// Counts as a valid hour/day (`AqiResult::counts_as_valid_day`).
     pub valid: bool,
@@ -337,9 +345,9 @@ fn to_utc(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
+/// Exact decimal mean ([`crate::num::mean`]).
 fn mean(vals: impl Iterator<Item = f64>) -> Option<f64> {
-    let (s, n) = vals.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| s / n as f64)
+    crate::num::mean(vals)
 }
 
 impl Engine {
@@ -484,7 +492,10 @@ impl Engine {
             .range(h - (len - 1) * HOUR..=h)
             .filter_map(|(_, d)| d.means[p])
             .collect();
-        (vals.len() as u32 >= need.max(1)).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+        if (vals.len() as u32) < need.max(1) {
+            return None;
+        }
+        crate::num::mean(vals)
     }
 
     /// The real-time report inputs of a station-hour.
@@ -580,6 +591,16 @@ impl Engine {
                 .collect(),
             concentrations: res
                 .concentrations
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect(),
+            concentrations_reported: res
+                .concentrations_reported
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect(),
+            concentrations_raw: res
+                .concentrations_raw
                 .iter()
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect(),
@@ -1054,10 +1075,22 @@ pub fn entry_point(
     ];
     for ind in indicators {
         let n = ind.as_str();
-        f.push((
-            n.to_string(),
-            FieldValue::F64(e.concentrations.get(n).copied().unwrap_or(NONE_NUM as f64)),
-        ));
+        let value = |m: &BTreeMap<String, f64>| {
+            FieldValue::F64(m.get(n).copied().unwrap_or(NONE_NUM as f64))
+        };
+        // Reported precision; entries restored from an older snapshot have only the values used.
+        let reported = if e.concentrations_reported.is_empty() {
+            &e.concentrations
+        } else {
+            &e.concentrations_reported
+        };
+        f.push((n.to_string(), value(reported)));
+        let raw = if e.concentrations_raw.is_empty() {
+            &e.concentrations
+        } else {
+            &e.concentrations_raw
+        };
+        f.push((format!("{n}_raw"), value(raw)));
         let iaqi = e.iaqi.get(n).or_else(|| e.supplementary.get(n)).copied();
         f.push((format!("iaqi_{n}"), num(iaqi)));
     }
@@ -1069,8 +1102,9 @@ pub fn entry_point(
     }
 }
 
+/// One decimal, rounded per GB/T 8170 on the value's decimal digits (`crate::num::round_dp`).
 fn fmt1(v: f64) -> String {
-    format!("{v:.1}")
+    format!("{:.1}", crate::num::round_dp(v, 1))
 }
 
 fn target_entry(

@@ -24,8 +24,8 @@ use serde_json::{json, Map, Value};
 
 use crate::indicators::targets::{Targets, WaterMetric, WaterTarget};
 use crate::model::{Flag, Interval, Sample, StationKind};
+use crate::num::{self, round_dp};
 use crate::registry::{Registry, Station, WaterClass};
-use crate::standards::water::class::round_half_even;
 use crate::standards::water::{
     bloom_risk, class_label, daily_means, evaluate_period, group_stats, quality_label,
     AggregationRules, BloomInput, BloomRisk, DayMeans, EvalOptions, Param, Period, PeriodResult,
@@ -501,7 +501,7 @@ impl WaterEngine {
             .exceedances
             .iter()
             .map(|e| match e.multiple {
-                Some(m) => format!("{}:{}", e.param.name(), round_half_even(m, 2)),
+                Some(m) => format!("{}:{}", e.param.name(), round_dp(m, 2)),
                 None => e.param.name().to_string(),
             })
             .collect();
@@ -512,10 +512,7 @@ impl WaterEngine {
             .iter()
             .filter_map(|e| e.multiple)
             .fold(0.0, f64::max);
-        f.push((
-            "max_multiple".into(),
-            FieldValue::F64(round_half_even(max_m, 4)),
-        ));
+        f.push(("max_multiple".into(), FieldValue::F64(round_dp(max_m, 4))));
         let (from, to) = r.period.range();
         f.push(("from".into(), s(&from.to_string())));
         f.push(("through".into(), s(&to.to_string())));
@@ -564,7 +561,7 @@ impl WaterEngine {
                 .range(from..=to)
                 .filter_map(|(_, d)| d.params.get(&p).map(|s| s.mean))
                 .collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            num::mean(v)
         };
         let mean_extra = |i: Item| -> Option<f64> {
             let v: Vec<f64> = st
@@ -572,7 +569,7 @@ impl WaterEngine {
                 .range(from..=to)
                 .filter_map(|(_, d)| d.get(&i).map(|s| s.mean))
                 .collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            num::mean(v)
         };
         let end = to
             .succ_opt()
@@ -635,7 +632,7 @@ impl WaterEngine {
                 for (p, v) in &t.per_param {
                     f.push((
                         format!("tli_{}", p.name()),
-                        FieldValue::F64(round_half_even(*v, 2)),
+                        FieldValue::F64(round_dp(*v, 2)),
                     ));
                 }
             }
@@ -706,7 +703,7 @@ impl WaterEngine {
             .and_then(|m| self.sections.get(m))
             .map_or(chrono_tz::Asia::Shanghai, |s| s.section.tz);
         let s = |x: &str| FieldValue::Str(x.to_string());
-        let pct = |x: Option<f64>| FieldValue::F64(round_half_even(x.unwrap_or(0.0), 1));
+        let pct = |x: Option<f64>| FieldValue::F64(round_dp(x.unwrap_or(0.0), 1));
         let mut f: Vec<(String, FieldValue)> = vec![
             ("sections".into(), FieldValue::I64(g.sections as i64)),
             ("evaluated".into(), FieldValue::I64(g.evaluated as i64)),
@@ -1000,7 +997,7 @@ impl WaterEngine {
         o["sections"] = results.len().into();
         o["evaluated"] = evaluated.len().into();
         o["meeting"] = n_ok.into();
-        o["value_pct"] = share.map(|s| round_half_even(s, 1)).into();
+        o["value_pct"] = share.map(|s| round_dp(s, 1)).into();
         o["on_track"] = met.into();
         o["failing"] = json!(failing);
         o["status"] = match met {
@@ -1281,7 +1278,7 @@ fn recompute_day(st: &mut SectionState, d: NaiveDate) {
             (
                 i,
                 ExtraMean {
-                    mean: v.iter().sum::<f64>() / f64::from(n),
+                    mean: num::mean(v).unwrap_or(f64::NAN),
                     n,
                 },
             )

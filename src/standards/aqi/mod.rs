@@ -1,6 +1,6 @@
 //! HJ 633 AQI (2012 and 2026 editions), GB 3095 / HJ 663 data validity and period statistics.
 //!
-//! Pure: tables as data ([`tables`]), exact decimal arithmetic ([`decimal`]), no I/O.
+//! Pure: tables as data ([`tables`]), exact decimal arithmetic ([`crate::num`]), no I/O.
 //!
 //! - [`iaqi`] / [`sub_index`]: one pollutant's sub-index (HJ 633 formula (1), rounded up).
 //! - [`aqi`] (and [`hourly_aqi`], [`daily_aqi`]): AQI, level, category, colour, primary pollutant(s).
@@ -11,7 +11,6 @@
 //!
 //! See `docs/indicators.md` for every rule and its source.
 
-pub mod decimal;
 pub mod stats;
 pub mod tables;
 pub mod validity;
@@ -23,7 +22,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub use decimal::Dec;
+pub use crate::num::Dec;
 pub use tables::{level_of, Column, Edition, Grade, Level, LimitRegime, Over800, Pollutant};
 
 use tables::{
@@ -209,6 +208,17 @@ impl SubIndex {
     }
 }
 
+/// The interpolation of HJ 633 formula (1) in exact arithmetic, rounded **up**:
+/// `ceil((i_hi - i_lo) / (bp_hi - bp_lo) * (c - bp_lo) + i_lo)`.
+pub(crate) fn interpolate_ceil(c: Dec, bp_lo: u32, bp_hi: u32, i_lo: u32, i_hi: u32) -> u32 {
+    let (m, s) = c.parts();
+    let p = 10i128.pow(s);
+    let num = (i_hi as i128 - i_lo as i128) * (m - bp_lo as i128 * p);
+    let den = (bp_hi as i128 - bp_lo as i128) * p;
+    let v = i_lo as i128 + crate::num::ceil_div(num, den);
+    v.clamp(0, u32::MAX as i128) as u32
+}
+
 /// Sub-index of an (already rounded, non-negative) concentration: HJ 633 formula (1) on contiguous
 /// segments, rounded **up** (HJ 633-2012 §4.2 / HJ 633-2026 §4.2.6).
 pub fn sub_index(edition: Edition, column: Column, c: Dec) -> SubIndex {
@@ -231,7 +241,7 @@ pub fn sub_index(edition: Edition, column: Column, c: Dec) -> SubIndex {
             Some((bp_lo, i_lo)) => {
                 if c.cmp_int(bp as i64).is_le() {
                     return SubIndex::Value {
-                        iaqi: decimal::interpolate_ceil(c, bp_lo, bp, i_lo, row),
+                        iaqi: interpolate_ceil(c, bp_lo, bp, i_lo, row),
                         beyond_index: false,
                         fixed_rule: false,
                     };
@@ -426,6 +436,13 @@ pub struct AqiResult {
     pub beyond_index: Vec<Indicator>,
     /// The concentrations computed with (after HJ 633-2026 rounding).
     pub concentrations: BTreeMap<Indicator, f64>,
+    /// The concentrations at the precision they are reported with: integers in µg/m³, CO one
+    /// decimal in mg/m³ (GB/T 8170 half-to-even; the digits of HJ 633-2026 §4.2.2/§4.2.3, the
+    /// customary HJ 663 reporting precision) — under HJ 633-2026 the same as `concentrations`.
+    pub concentrations_reported: BTreeMap<Indicator, f64>,
+    /// The concentrations as given, unrounded (at most [`crate::num::MAX_SIG`] significant
+    /// digits): what an HJ 633-2012 IAQI is computed from.
+    pub concentrations_raw: BTreeMap<Indicator, f64>,
     /// Sub-indices published for information that do not enter the AQI (HJ 633-2012: PM 24-hour
     /// moving averages and O3 8-hour moving average in the real-time report; O3 1-hour in the
     /// daily report unless switched in).
@@ -512,6 +529,8 @@ pub fn aqi(
         missing: Vec::new(),
         beyond_index: Vec::new(),
         concentrations: BTreeMap::new(),
+        concentrations_reported: BTreeMap::new(),
+        concentrations_raw: BTreeMap::new(),
         supplementary: BTreeMap::new(),
         notes: Vec::new(),
     };
@@ -571,6 +590,12 @@ pub fn aqi(
     for (ind, c) in &conc {
         if core.contains(ind) || supplementary.contains(ind) {
             res.concentrations.insert(*ind, c.to_f64());
+            let digits = ind.column(period).rounding_digits_2026();
+            res.concentrations_reported
+                .insert(*ind, c.round_half_even(digits).to_f64());
+            if let Some(v) = values.get(*ind) {
+                res.concentrations_raw.insert(*ind, crate::num::stored(v));
+            }
         }
     }
 
@@ -780,4 +805,22 @@ pub fn calc_cli(args: &CalcAqiArgs) -> Result<String, String> {
     };
     let res = aqi(args.period, edition, &values, &options).map_err(|e| e.to_string())?;
     serde_json::to_string(&res).map_err(|e| format!("JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_interpolation_exact() {
+        // PM2.5 75 under HJ 633-2012: segment 35..75 -> 50..100.
+        assert_eq!(
+            interpolate_ceil(Dec::from_f64(75.0).unwrap(), 35, 75, 50, 100),
+            100
+        );
+        assert_eq!(
+            interpolate_ceil(Dec::from_f64(75.0001).unwrap(), 75, 115, 100, 150),
+            101
+        );
+    }
 }

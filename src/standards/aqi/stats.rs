@@ -118,7 +118,7 @@ fn period_stat(
     let completeness = annual_completeness(&dates, year, through, rules);
     let stat = if completeness.ok {
         let v = match pct {
-            None => Some(vals.iter().sum::<f64>() / vals.len() as f64),
+            None => crate::num::mean(vals.iter().copied()),
             Some(p) => percentile(&vals, p),
         };
         match v {

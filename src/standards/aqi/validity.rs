@@ -145,11 +145,11 @@ pub struct MinuteSample {
 /// of valid sampling (minutes are capped at 60).
 pub fn hourly_mean(samples: &[MinuteSample], rules: &ValidityRules) -> Stat {
     let mut minutes: u32 = 0;
-    let mut sum = 0.0;
+    let mut weighted = Vec::new();
     for s in samples {
         if s.flag.is_valid() && s.value.is_finite() && s.minutes > 0 {
             minutes = minutes.saturating_add(s.minutes);
-            sum += s.value * s.minutes as f64;
+            weighted.push((s.value, u64::from(s.minutes)));
         }
     }
     let have = minutes.min(60);
@@ -159,7 +159,21 @@ pub fn hourly_mean(samples: &[MinuteSample], rules: &ValidityRules) -> Stat {
             need: rules.min_minutes_per_hour,
         };
     }
-    Stat::Value(sum / minutes as f64)
+    match crate::num::weighted_mean(weighted) {
+        Some(m) => Stat::Value(m),
+        None => Stat::Insufficient {
+            have,
+            need: rules.min_minutes_per_hour,
+        },
+    }
+}
+
+/// The exact decimal mean of non-empty `vals` ([`crate::num::mean`]).
+fn mean_stat(vals: Vec<f64>) -> Stat {
+    match crate::num::mean(vals) {
+        Some(m) => Stat::Value(m),
+        None => Stat::Insufficient { have: 0, need: 1 },
+    }
 }
 
 /// 24-hour mean of a natural day from its hourly means (index = hour starting 00:00..23:00).
@@ -172,7 +186,7 @@ pub fn daily_mean(hours: &[Option<Sample>], rules: &ValidityRules) -> Stat {
             need: rules.min_hours_per_day,
         };
     }
-    Stat::Value(vals.iter().sum::<f64>() / have as f64)
+    mean_stat(vals)
 }
 
 /// O3 8-hour moving average of the 8 given hours (h-7..h).
@@ -185,7 +199,7 @@ pub fn o3_8h_mean(window: &[Option<Sample>], rules: &ValidityRules) -> Stat {
             need: rules.min_hours_per_8h,
         };
     }
-    Stat::Value(vals.iter().sum::<f64>() / have as f64)
+    mean_stat(vals)
 }
 
 /// O(1) rolling O3 8-hour moving average: push each hour's 1-hour value in order (a missing hour as
@@ -222,10 +236,11 @@ impl O3Rolling8h {
                 need: rules.min_hours_per_8h,
             }
         } else {
-            // Recompute the sum from the ring (8 additions) to avoid drift of the running sum.
+            // Recompute the sum from the ring (8 additions) to avoid drift of the running sum;
+            // the mean itself is exact in decimal (crate::num::mean).
             let s: f64 = self.ring.iter().flatten().sum();
             self.sum = s;
-            Stat::Value(s / self.count as f64)
+            mean_stat(self.ring.iter().flatten().copied().collect())
         }
     }
 }

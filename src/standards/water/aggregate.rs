@@ -29,9 +29,10 @@ use crate::model::{BodyType, Flag, StationKind};
 use crate::model::{Station, WaterClass};
 
 use super::class::{
-    evaluate, round_half_even, validate, EvalOptions, Exceedance, Obs, Param, SampleClass, PH_RANGE,
+    evaluate, validate, EvalOptions, Exceedance, Obs, Param, SampleClass, PH_RANGE,
 };
 use super::WaterError;
+use crate::num::{self, cmp_full, round_dp};
 
 /// One value of one parameter at one time (the start of its averaging period, UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,16 +124,17 @@ pub struct Stat {
     pub n: u32,
 }
 
+/// Mean (exact decimal, [`num::mean`]), extremes and count.
 fn stat_of(items: impl IntoIterator<Item = (f64, f64, f64)>) -> Option<Stat> {
-    let (mut sum, mut min, mut max, mut n) = (0.0, f64::INFINITY, f64::NEG_INFINITY, 0u32);
+    let (mut means, mut min, mut max) = (Vec::new(), f64::INFINITY, f64::NEG_INFINITY);
     for (mean, lo, hi) in items {
-        sum += mean;
+        means.push(mean);
         min = min.min(lo);
         max = max.max(hi);
-        n += 1;
     }
-    (n > 0).then(|| Stat {
-        mean: sum / f64::from(n),
+    let n = u32::try_from(means.len()).unwrap_or(u32::MAX);
+    Some(Stat {
+        mean: num::mean(means)?,
         min,
         max,
         n,
@@ -419,8 +421,16 @@ pub fn evaluate_period(
         .iter()
         .map(|(&p, s)| {
             let v = match (p, rules.ph) {
-                (Param::Ph, PhRule::Extremes) if s.min < PH_RANGE.0 => s.min,
-                (Param::Ph, PhRule::Extremes) if s.max > PH_RANGE.1 => s.max,
+                (Param::Ph, PhRule::Extremes)
+                    if cmp_full(s.min, PH_RANGE.0).is_some_and(|o| o.is_lt()) =>
+                {
+                    s.min
+                }
+                (Param::Ph, PhRule::Extremes)
+                    if cmp_full(s.max, PH_RANGE.1).is_some_and(|o| o.is_gt()) =>
+                {
+                    s.max
+                }
                 _ => s.mean,
             };
             (p, Obs::new(v))
@@ -558,7 +568,7 @@ pub fn group_stats(group: &str, results: &[&PeriodResult]) -> GroupStats {
 impl GroupStats {
     /// JSON as the HTTP API and the `water_group` measurement carry it (percentages 1 decimal).
     pub fn to_json(&self) -> Value {
-        let pct = |x: Option<f64>| x.map(|v| round_half_even(v, 1));
+        let pct = |x: Option<f64>| x.map(|v| round_dp(v, 1));
         json!({
             "group": self.group,
             "sections": self.sections,

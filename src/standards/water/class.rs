@@ -3,15 +3,21 @@
 //! Tables are data ([`WaterStandard::limits`]); the rules are:
 //! - per parameter the class is the best class whose limit the value meets; boundary values belong
 //!   to the better class (`<=` for maximum-type items, `>=` for DO); worse than V is 劣Ⅴ (class 6);
+//! - a value is compared with a limit by GB/T 8170-2008 §4.3.3 full-value comparison (全数值比较法:
+//!   the value as measured or averaged, not rounded first; GB 3838-2002 prescribes no other
+//!   method), in exact decimal ([`crate::num::cmp_full`]), so 1.0 mg/L NH3-N is class III and
+//!   1.0001 is class IV, and binary noise of a mean cannot move a value across a limit;
 //! - pH inside 6–9 meets every class (counts as I), outside is 劣Ⅴ;
 //! - the class of a sample is the worst class of the evaluated parameters, and every parameter with
 //!   that class is a determining parameter;
 //! - routine evaluation (地表水环境质量评价办法(试行), 环办[2011]22号) leaves out water temperature, TN
-//!   and fecal coliform ([`EvalOptions::routine`]); TN (lakes/reservoirs only) and fecal coliform are
-//!   then classed separately; TN of a river never enters the class (GB 3838-2002 Table 1 gives TN
-//!   for lakes and reservoirs only);
+//!   and fecal coliform ([`EvalOptions::routine`]); TN and fecal coliform are then still classed
+//!   and reported on their own ([`SampleClass::separate`], [`SampleClass::items`] marked excluded);
+//!   TN of a river never enters the class (GB 3838-2002 Table 1 gives TN for lakes and reservoirs
+//!   only) but is classed against that column for reference, as Chinese bulletins report it;
 //! - values flagged other than `N` are not evaluated (HJ 212-2017 §6.5).
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -20,13 +26,9 @@ use serde_json::{json, Map, Value};
 
 use crate::model::WaterClass;
 use crate::model::{BodyType, Flag};
+use crate::num::{cmp_full, round_dp};
 
 use super::WaterError;
-
-/// Relative tolerance of limit comparisons: a value within 1e-9 (relative) of a limit counts as
-/// *at* the limit, so that a mean such as 0.1 + 0.2 − 0.2 is not pushed into the worse class by
-/// binary floating-point noise. Far below any reporting precision of GB 3838 items.
-const REL_EPS: f64 = 1e-9;
 
 /// Edition of the surface-water standard whose Table 1 is used. A future edition is a new variant
 /// plus its table; nothing else changes.
@@ -278,6 +280,16 @@ impl WaterStandard {
             WaterStandard::Gb3838_2002 => gb3838_2002(param, body),
         }
     }
+
+    /// The limits an item is classed against when it is reported on its own: [`Self::limits`],
+    /// except TN of a river, which GB 3838-2002 does not limit: classed against the Table 1 TN
+    /// column (湖、库) for reference, never entering the class.
+    pub fn reference_limits(self, param: Param, body: BodyType) -> Limits {
+        match (self, param) {
+            (WaterStandard::Gb3838_2002, Param::Tn) => Limits::AtMost(TN_LAKE),
+            _ => self.limits(param, body),
+        }
+    }
 }
 
 fn gb3838_2002(param: Param, body: BodyType) -> Limits {
@@ -327,17 +339,24 @@ pub fn single_factor_class(
     body: BodyType,
     value: f64,
 ) -> Option<WaterClass> {
-    let class = match standard.limits(param, body) {
+    class_by_limits(standard.limits(param, body), value)
+}
+
+/// Class of `value` against `limits` by full-value comparison (GB/T 8170-2008 §4.3.3); a value
+/// that is not finite is 劣Ⅴ (it meets no limit). `None` for [`Limits::NotClassified`].
+pub fn class_by_limits(limits: Limits, value: f64) -> Option<WaterClass> {
+    let meets = |lim: f64, ok: fn(Ordering) -> bool| cmp_full(value, lim).is_some_and(ok);
+    let class = match limits {
         Limits::AtMost(l) => l
             .iter()
-            .position(|&lim| value <= lim * (1.0 + REL_EPS))
+            .position(|&lim| meets(lim, Ordering::is_le))
             .map_or(6, |i| i as u8 + 1),
         Limits::AtLeast(l) => l
             .iter()
-            .position(|&lim| value >= lim * (1.0 - REL_EPS))
+            .position(|&lim| meets(lim, Ordering::is_ge))
             .map_or(6, |i| i as u8 + 1),
         Limits::Within { lo, hi } => {
-            if (lo..=hi).contains(&value) {
+            if meets(lo, Ordering::is_ge) && meets(hi, Ordering::is_le) {
                 1
             } else {
                 6
@@ -383,17 +402,21 @@ pub fn exceedance_multiple(
     value: f64,
     target: WaterClass,
 ) -> Option<f64> {
-    let limits = standard.limits(param, body);
+    multiple_by_limits(standard.limits(param, body), value, target)
+}
+
+/// [`exceedance_multiple`] against given limits, computed in exact decimal ([`crate::num::ratio`]).
+pub fn multiple_by_limits(limits: Limits, value: f64, target: WaterClass) -> Option<f64> {
     let limit = limits.limit(target)?;
     if limit <= 0.0 {
         return None;
     }
     let m = match limits {
-        Limits::AtMost(_) => (value - limit) / limit,
-        Limits::AtLeast(_) => (limit - value) / limit,
+        Limits::AtMost(_) => crate::num::ratio(crate::num::diff(value, limit)?, limit)?,
+        Limits::AtLeast(_) => crate::num::ratio(crate::num::diff(limit, value)?, limit)?,
         _ => return None,
     };
-    (m > 0.0 && single_factor_class(standard, param, body, value)? > target).then_some(m)
+    (m > 0.0 && class_by_limits(limits, value)? > target).then_some(m)
 }
 
 /// One value to evaluate, with its HJ 212 quality flag (only `N` is evaluated).
@@ -461,6 +484,68 @@ pub struct Exceedance {
     pub multiple: Option<f64>,
 }
 
+/// Why an item given does not enter the class of the sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exclusion {
+    /// Left out by the evaluation options (routine evaluation: TN, fecal coliform, water
+    /// temperature; 环办[2011]22号); still classed where it has limits.
+    Routine,
+    /// GB 3838-2002 has no limit for this body type (TN of a river, Table 1 item 9 is for lakes
+    /// and reservoirs): classed against that column for reference only.
+    NoLimitForBody,
+    /// The item has no class limits at all (water temperature: Table 1 limits its man-made
+    /// change, not a class).
+    NoClassLimits,
+    /// Flagged other than `N` (HJ 212-2017 §6.5): not evaluated, not classed.
+    Flagged(Flag),
+}
+
+impl Exclusion {
+    /// Machine name in JSON (`routine`, `no_limit_for_body`, `no_class_limits`, `flagged`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exclusion::Routine => "routine",
+            Exclusion::NoLimitForBody => "no_limit_for_body",
+            Exclusion::NoClassLimits => "no_class_limits",
+            Exclusion::Flagged(_) => "flagged",
+        }
+    }
+
+    /// Bilingual reason, Chinese first.
+    pub fn text(self) -> (&'static str, &'static str) {
+        match self {
+            Exclusion::Routine => (
+                "常规评价不参与水质类别评价，单独评价",
+                "left out of the class by routine evaluation; classed on its own",
+            ),
+            Exclusion::NoLimitForBody => (
+                "GB 3838-2002 对该水体类型无此项限值，按湖、库限值单独评价（仅供参考）",
+                "GB 3838-2002 sets no limit for this body type; classed against the lake/reservoir column for reference",
+            ),
+            Exclusion::NoClassLimits => ("无类别限值", "no class limits"),
+            Exclusion::Flagged(_) => (
+                "数据标记非 N，不参与评价",
+                "flagged other than N; not evaluated",
+            ),
+        }
+    }
+}
+
+/// The class of one item given, whether or not it enters the class of the sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ItemClass {
+    /// The value judged (as given or the period mean: the full value, GB/T 8170 §4.3.3).
+    pub value: f64,
+    pub flag: Flag,
+    /// Single-factor class; `None` without class limits or when flagged.
+    pub class: Option<WaterClass>,
+    /// The Table 1 limit that decided the class: the limit of the class met (for 劣Ⅴ the class V
+    /// limit exceeded); `None` for pH (a range) and items without limits.
+    pub limit: Option<f64>,
+    /// `None`: the item enters the class of the sample.
+    pub excluded: Option<Exclusion>,
+}
+
 /// Result of classifying one sample (or one period mean).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleClass {
@@ -474,10 +559,13 @@ pub struct SampleClass {
     pub per_param: BTreeMap<Param, WaterClass>,
     /// Items given but not part of the class (options, or no limit for this body type).
     pub excluded: Vec<Param>,
-    /// Own class of excluded items that have limits (lake TN, fecal coliform): reported separately.
+    /// Own class of excluded items that can be classed (TN — a river's against the lake column
+    /// for reference —, fecal coliform): reported separately.
     pub separate: BTreeMap<Param, WaterClass>,
     /// Items not evaluated because their flag is not `N`.
     pub not_evaluated: BTreeMap<Param, Flag>,
+    /// Every item given, with its class and why it does not enter the class, if it does not.
+    pub items: BTreeMap<Param, ItemClass>,
     pub target: Option<WaterClass>,
     /// `class <= target`; `None` without a target or without a class.
     pub meets_target: Option<bool>,
@@ -485,6 +573,11 @@ pub struct SampleClass {
     pub exceedances: Vec<Exceedance>,
     /// Separately reported items worse than the target (e.g. lake TN).
     pub separate_exceedances: Vec<Exceedance>,
+}
+
+/// The limit that decided `class` under `limits` (see [`ItemClass::limit`]).
+fn deciding_limit(limits: Limits, class: WaterClass) -> Option<f64> {
+    limits.limit(WaterClass(class.0.min(5)))
 }
 
 /// Classify one sample. Errors name the first `N`-flagged item whose value is impossible.
@@ -499,25 +592,56 @@ pub fn evaluate(
     let mut excluded = Vec::new();
     let mut separate = BTreeMap::new();
     let mut not_evaluated = BTreeMap::new();
-    let mut values = BTreeMap::new();
+    let mut items = BTreeMap::new();
     for (&param, o) in obs {
         if !o.flag.is_valid() {
             not_evaluated.insert(param, o.flag);
+            items.insert(
+                param,
+                ItemClass {
+                    value: o.value,
+                    flag: o.flag,
+                    class: None,
+                    limit: None,
+                    excluded: Some(Exclusion::Flagged(o.flag)),
+                },
+            );
             continue;
         }
         validate(param, o.value)?;
-        values.insert(param, o.value);
-        let class = single_factor_class(std, param, body, o.value);
-        match class {
+        let limits = std.limits(param, body);
+        let reference = std.reference_limits(param, body);
+        let (class, exclusion, used) = match class_by_limits(limits, o.value) {
             Some(c) if !opts.exclude.contains(&param) => {
                 per_param.insert(param, c);
+                (Some(c), None, limits)
             }
             Some(c) => {
                 excluded.push(param);
                 separate.insert(param, c);
+                (Some(c), Some(Exclusion::Routine), limits)
             }
-            None => excluded.push(param),
-        }
+            None => {
+                excluded.push(param);
+                match class_by_limits(reference, o.value) {
+                    Some(c) => {
+                        separate.insert(param, c);
+                        (Some(c), Some(Exclusion::NoLimitForBody), reference)
+                    }
+                    None => (None, Some(Exclusion::NoClassLimits), reference),
+                }
+            }
+        };
+        items.insert(
+            param,
+            ItemClass {
+                value: o.value,
+                flag: o.flag,
+                class,
+                limit: class.and_then(|c| deciding_limit(used, c)),
+                excluded: exclusion,
+            },
+        );
     }
     let class = per_param.values().copied().max();
     let determining = match class {
@@ -534,13 +658,14 @@ pub fn evaluate(
             .iter()
             .filter(|(_, &c)| c > t)
             .map(|(&param, &class)| {
-                let value = values[&param];
+                let value = items[&param].value;
+                let limits = std.reference_limits(param, body);
                 Exceedance {
                     param,
                     value,
                     class,
-                    limit: std.limits(param, body).limit(t),
-                    multiple: exceedance_multiple(std, param, body, value, t),
+                    limit: limits.limit(t),
+                    multiple: multiple_by_limits(limits, value, t),
                 }
             })
             .collect();
@@ -561,6 +686,7 @@ pub fn evaluate(
         excluded,
         separate,
         not_evaluated,
+        items,
         target,
         meets_target: target.zip(class).map(|(t, c)| c <= t),
     })
@@ -592,24 +718,6 @@ pub fn quality_label(c: WaterClass) -> (&'static str, &'static str) {
     }
 }
 
-/// Round half to even (GB/T 8170 四舍六入五成双) at `decimals` places, for reporting.
-pub fn round_half_even(x: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    let y = x * f;
-    let fl = y.floor();
-    // Treat y within 1e-9 of a half as an exact half (binary representation of e.g. 50.05).
-    let r = if (y - fl - 0.5).abs() < 1e-9 {
-        if fl.rem_euclid(2.0) == 0.0 {
-            fl
-        } else {
-            fl + 1.0
-        }
-    } else {
-        y.round()
-    };
-    r / f
-}
-
 fn bilingual(pair: (&str, &str)) -> Value {
     json!({"zh": pair.0, "en": pair.1})
 }
@@ -623,9 +731,35 @@ fn exceedance_json(list: &[Exceedance]) -> Value {
                 "value": e.value,
                 "class": e.class.roman(),
                 "limit": e.limit,
-                "multiple": e.multiple.map(|x| round_half_even(x, 2)),
+                "multiple": e.multiple.map(|x| round_dp(x, 2)),
             }),
         );
+    }
+    Value::Object(m)
+}
+
+/// `{"<param>": {"value", "class", "class_num", "limit", "excluded", "reason"?}}` for every item
+/// given; `reason` (`{"code", "zh", "en"}`) only for excluded items, `flag` only when not `N`.
+fn items_json(items: &BTreeMap<Param, ItemClass>) -> Value {
+    let mut m = Map::new();
+    for (p, it) in items {
+        let mut o = Map::new();
+        o.insert("value".into(), it.value.into());
+        o.insert("class".into(), it.class.map(WaterClass::roman).into());
+        o.insert("class_num".into(), it.class.map(|c| c.0).into());
+        o.insert("limit".into(), it.limit.into());
+        o.insert("excluded".into(), it.excluded.is_some().into());
+        if let Some(e) = it.excluded {
+            let (zh, en) = e.text();
+            o.insert(
+                "reason".into(),
+                json!({"code": e.as_str(), "zh": zh, "en": en}),
+            );
+        }
+        if it.flag != Flag::N {
+            o.insert("flag".into(), it.flag.as_str().into());
+        }
+        m.insert(p.name().into(), Value::Object(o));
     }
     Value::Object(m)
 }
@@ -659,6 +793,7 @@ impl SampleClass {
         o.insert("per_param".into(), Value::Object(classes(&self.per_param)));
         o.insert("excluded".into(), json!(names(&self.excluded)));
         o.insert("separate".into(), Value::Object(classes(&self.separate)));
+        o.insert("items".into(), items_json(&self.items));
         if !self.not_evaluated.is_empty() {
             let ne: Map<_, _> = self
                 .not_evaluated

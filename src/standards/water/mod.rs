@@ -29,8 +29,9 @@ pub use aggregate::{
 };
 pub use bloom::{bloom_risk, BloomInput, BloomLevel, BloomRisk, BloomThresholds};
 pub use class::{
-    class_label, evaluate, exceedance_multiple, quality_label, single_factor_class, EvalOptions,
-    Exceedance, Limits, Obs, Param, SampleClass, WaterStandard, WORSE_THAN_V,
+    class_by_limits, class_label, evaluate, exceedance_multiple, multiple_by_limits, quality_label,
+    single_factor_class, EvalOptions, Exceedance, Exclusion, ItemClass, Limits, Obs, Param,
+    SampleClass, WaterStandard, WORSE_THAN_V,
 };
 pub use tli::{tli, SdLog, TliInput, TliParam, TliResult, Transparency, TrophicGrade};
 

@@ -11,8 +11,8 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
-use super::class::round_half_even;
 use super::WaterError;
+use crate::num::{self, cmp_full, decimals_to_show, round_dp};
 
 /// A TLI parameter (canonical names of docs/schema.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,17 +102,29 @@ pub enum TrophicGrade {
     HyperEutrophic,
 }
 
+/// The grade boundaries of CNEMC 总站生字[2001]090号: TLI 30, 50, 60, 70.
+pub const GRADE_BOUNDARIES: [f64; 4] = [30.0, 50.0, 60.0, 70.0];
+
+/// Fewest and most decimals of a printed TLI: 1 as the method reports it, more (up to 8) when
+/// 1 decimal would put the printed value on the other side of (or on) a grade boundary than
+/// the full value ([`num::decimals_to_show`]).
+pub const TLI_DECIMALS: (u32, u32) = (1, 8);
+
 impl TrophicGrade {
-    /// Grade of a TLI value; the boundaries 50, 60 and 70 belong to the lower grade and 30 to
-    /// mesotrophic, as the CNEMC text writes them.
+    /// Grade of a TLI value by GB/T 8170-2008 §4.3.3 full-value comparison (the value as
+    /// computed, at [`num::MAX_SIG`] significant digits, not the 1-decimal reported value): a TLI
+    /// of 50.006 is light eutrophic. The boundaries 50, 60 and 70 belong to the lower grade and
+    /// 30 to mesotrophic, as the CNEMC text writes them. A value that is not finite is graded
+    /// hyper eutrophic (it cannot occur: [`tli`] rejects such inputs).
     pub fn from_tli(tli: f64) -> TrophicGrade {
-        if tli < 30.0 {
+        let c = |b: f64| cmp_full(tli, b).unwrap_or(std::cmp::Ordering::Greater);
+        if c(30.0).is_lt() {
             TrophicGrade::Oligotrophic
-        } else if tli <= 50.0 {
+        } else if c(50.0).is_le() {
             TrophicGrade::Mesotrophic
-        } else if tli <= 60.0 {
+        } else if c(60.0).is_le() {
             TrophicGrade::LightEutrophic
-        } else if tli <= 70.0 {
+        } else if c(70.0).is_le() {
             TrophicGrade::MiddleEutrophic
         } else {
             TrophicGrade::HyperEutrophic
@@ -209,11 +221,15 @@ impl TliInput {
 /// Result of [`tli`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TliResult {
-    /// TLI(Σ) unrounded.
+    /// TLI(Σ), the full value: as computed, at [`num::MAX_SIG`] significant digits.
     pub tli: f64,
-    /// TLI(Σ) rounded to one decimal (GB/T 8170 round-half-even), the reported value.
+    /// TLI(Σ) as reported: rounded per GB/T 8170 to 1 decimal, or to as many more as needed for
+    /// the printed value to be on the same side of every grade boundary as the full value
+    /// ([`TLI_DECIMALS`]): 54.918 → 54.9, 50.006 → 50.01.
     pub tli_reported: f64,
-    /// Grade of the reported value (so the printed value and its grade always agree).
+    /// Decimals of `tli_reported`.
+    pub reported_decimals: u32,
+    /// Grade of the full value (GB/T 8170 §4.3.3), see [`TrophicGrade::from_tli`].
     pub grade: TrophicGrade,
     /// TLI(j) of each available parameter, unrounded.
     pub per_param: BTreeMap<TliParam, f64>,
@@ -260,12 +276,13 @@ pub fn tli(input: &TliInput) -> Result<TliResult, WaterError> {
         .keys()
         .map(|&p| (p, p.r_with_chla().powi(2) / r2_sum))
         .collect();
-    let tli: f64 = per_param.iter().map(|(p, t)| weights[p] * t).sum();
-    let tli_reported = round_half_even(tli, 1);
+    let tli = num::stored(per_param.iter().map(|(p, t)| weights[p] * t).sum());
+    let dp = decimals_to_show(tli, &GRADE_BOUNDARIES, TLI_DECIMALS.0, TLI_DECIMALS.1);
     Ok(TliResult {
         tli,
-        tli_reported,
-        grade: TrophicGrade::from_tli(tli_reported),
+        tli_reported: round_dp(tli, dp),
+        reported_decimals: dp,
+        grade: TrophicGrade::from_tli(tli),
         per_param,
         weights,
         missing,
@@ -274,16 +291,18 @@ pub fn tli(input: &TliInput) -> Result<TliResult, WaterError> {
 }
 
 impl TliResult {
-    /// JSON as printed by `envmon calc tli` (TLI 1 decimal, per-parameter TLI 1 decimal, weights
-    /// 4 decimals).
+    /// JSON as printed by `envmon calc tli`: `tli` as reported ([`TliResult::tli_reported`]),
+    /// `tli_raw` the full value the grade was judged on, per-parameter TLI 1 decimal, weights
+    /// 4 decimals.
     pub fn to_json(&self) -> Value {
-        let map = |m: &BTreeMap<TliParam, f64>, d: i32| {
+        let map = |m: &BTreeMap<TliParam, f64>, d: u32| {
             m.iter()
-                .map(|(p, v)| (p.name().to_string(), Value::from(round_half_even(*v, d))))
+                .map(|(p, v)| (p.name().to_string(), Value::from(round_dp(*v, d))))
                 .collect::<Map<_, _>>()
         };
         let mut o = json!({
             "tli": self.tli_reported,
+            "tli_raw": self.tli,
             "grade": {"zh": self.grade.zh(), "en": self.grade.en()},
             "per_param": map(&self.per_param, 1),
             "weights": map(&self.weights, 4),
