@@ -86,11 +86,11 @@ fn alerts(what: AlertsCmd) -> ExitCode {
 #[derive(Subcommand)]
 enum CalcCmd {
     /// AQI per HJ 633 (edition by date).
-    Aqi(envmon::indicators::aqi::CalcAqiArgs),
+    Aqi(envmon::cli::calc::CalcAqiArgs),
     /// GB 3838-2002 water class of one sample.
-    WaterClass(envmon::indicators::water::CalcWaterClassArgs),
+    WaterClass(envmon::cli::calc::CalcWaterClassArgs),
     /// Lake comprehensive trophic level index TLI(Σ).
-    Tli(envmon::indicators::water::CalcTliArgs),
+    Tli(envmon::cli::calc::CalcTliArgs),
 }
 
 fn print_calc(r: Result<String, String>) -> ExitCode {
@@ -231,11 +231,9 @@ fn main() -> ExitCode {
         },
         Cmd::Alerts { what } => alerts(what),
         Cmd::Calc { what } => match what {
-            CalcCmd::Aqi(a) => print_calc(envmon::indicators::aqi::calc_cli(&a)),
-            CalcCmd::WaterClass(a) => {
-                print_calc(envmon::indicators::water::calc_water_class_cli(&a))
-            }
-            CalcCmd::Tli(a) => print_calc(envmon::indicators::water::calc_tli_cli(&a)),
+            CalcCmd::Aqi(a) => print_calc(envmon::cli::calc::calc_cli(&a)),
+            CalcCmd::WaterClass(a) => print_calc(envmon::cli::calc::calc_water_class_cli(&a)),
+            CalcCmd::Tli(a) => print_calc(envmon::cli::calc::calc_tli_cli(&a)),
         },
     }
 }

@@ -178,3 +178,51 @@ fn tli_bad_input() {
     let e = err(&["calc", "tli", "tn=NaN"]);
     assert!(e.contains("tn"), "{e}");
 }
+
+/// One parameter-name parser for every calculator: the feed spellings `calc aqi` accepts
+/// (`pm2.5=`) are accepted by `calc water-class` and `calc tli` too.
+#[test]
+fn every_calculator_takes_the_feed_aliases() {
+    let canonical = json_ok(&[
+        "calc",
+        "water-class",
+        "--body",
+        "river",
+        "nh3n=0.82",
+        "codmn=4.2",
+    ]);
+    let aliased = json_ok(&[
+        "calc",
+        "water-class",
+        "--body",
+        "river",
+        "NH3-N=0.82",
+        "COD_Mn=4.2",
+    ]);
+    assert_eq!(canonical, aliased);
+    assert_eq!(aliased["per_param"]["nh3n"], "III");
+    let tli_a = json_ok(&["calc", "tli", "chla=10", "tp=0.05"]);
+    let tli_b = json_ok(&["calc", "tli", "Chl-a=10", "TP=0.05"]);
+    assert_eq!(tli_a, tli_b);
+    let aqi_a = json_ok(&[
+        "calc",
+        "aqi",
+        "--period",
+        "day",
+        "--date",
+        "2026-11-01",
+        "pm25_24h=80",
+    ]);
+    let aqi_b = json_ok(&[
+        "calc",
+        "aqi",
+        "--period",
+        "day",
+        "--date",
+        "2026-11-01",
+        "PM2.5_24h=80",
+    ]);
+    assert_eq!(aqi_a, aqi_b);
+    // An unknown name is still named in the error, as typed.
+    assert!(err(&["calc", "water-class", "--body", "river", "NH4-X=1"]).contains("NH4-X"));
+}

@@ -7,7 +7,6 @@
 //! - [`validity`]: hourly / daily / O3 8-hour / MDA8 / annual completeness, [`validity::Stat`].
 //! - [`stats`]: HJ 663 percentiles, annual (year-to-date) statistics, good-day ratio, rules for a
 //!   year that straddles 2026-03-01.
-//! - [`calc_cli`]: `envmon calc aqi`.
 //!
 //! See `docs/indicators.md` for every rule and its source.
 
@@ -727,84 +726,6 @@ pub fn aqi(
         });
     }
     Ok(res)
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI
-// ---------------------------------------------------------------------------------------------
-
-/// `envmon calc aqi` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CalcAqiArgs {
-    /// hour: 1-hour values (real-time report); day: 24-hour means, o3_8h = MDA8.
-    #[arg(long, value_enum)]
-    pub period: Period,
-    /// HJ 633 edition: 2012 or 2026 (default: the edition in force on --date).
-    #[arg(long)]
-    pub edition: Option<String>,
-    /// Date of the data, YYYY-MM-DD (Asia/Shanghai; default today).
-    #[arg(long)]
-    pub date: Option<String>,
-    /// HJ 633-2012 daily AQI: let the O3 1-hour daily maximum enter the AQI.
-    #[arg(long)]
-    pub include_o3_1h: bool,
-    /// pollutant=value pairs: so2 no2 co pm10 pm25 o3_1h o3_8h so2_24h pm10_24h pm25_24h
-    /// (µg/m³; co in mg/m³).
-    pub values: Vec<String>,
-}
-
-/// Parse `name=value` pairs.
-pub fn parse_values(pairs: &[String]) -> Result<AirValues, AqiError> {
-    let mut v = AirValues::default();
-    for p in pairs {
-        let (k, val) = p.split_once('=').ok_or_else(|| {
-            AqiError::BadArgument(format!("{p:?} 应为 name=value 形式 should be name=value"))
-        })?;
-        let ind: Indicator = k.parse()?;
-        if v.get(ind).is_some() {
-            return Err(AqiError::Duplicate {
-                name: ind.as_str().to_string(),
-            });
-        }
-        let x: f64 = val.trim().parse().map_err(|_| AqiError::NotANumber {
-            name: ind.as_str().to_string(),
-            value: val.to_string(),
-        })?;
-        concentration(ind.as_str(), x)?;
-        v.set(ind, Some(x));
-    }
-    Ok(v)
-}
-
-fn today_shanghai() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-}
-
-/// Run `envmon calc aqi`: the JSON text to print, or a message for stderr.
-pub fn calc_cli(args: &CalcAqiArgs) -> Result<String, String> {
-    let date = match &args.date {
-        Some(d) => NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("--date {d:?}: 日期格式应为 YYYY-MM-DD, expected YYYY-MM-DD"))?,
-        None => today_shanghai(),
-    };
-    let edition = match &args.edition {
-        Some(e) => Edition::parse(e)
-            .ok_or_else(|| format!("--edition {e:?}: 应为 2012 或 2026, expected 2012 or 2026"))?,
-        None => Edition::for_date(date),
-    };
-    if args.values.is_empty() {
-        return Err(
-            "未给出污染物浓度 no pollutant values given (e.g. pm25=75 o3_8h=120)".to_string(),
-        );
-    }
-    let values = parse_values(&args.values).map_err(|e| e.to_string())?;
-    let options = AqiOptions {
-        daily_include_o3_1h_2012: args.include_o3_1h,
-    };
-    let res = aqi(args.period, edition, &values, &options).map_err(|e| e.to_string())?;
-    serde_json::to_string(&res).map_err(|e| format!("JSON: {e}"))
 }
 
 #[cfg(test)]
