@@ -230,6 +230,19 @@ pub async fn run_with(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    let (view_tx, _) = watch::channel(Arc::new(crate::stations::Snapshot::default()));
+    run_observed(settings, registry, metrics, shutdown, view_tx).await
+}
+
+/// [`run_with`] publishing the stations view on the caller's watch channel (the demo keeps a
+/// receiver of it for its status line; the `stations` route subscribes to the same sender).
+pub async fn run_observed(
+    settings: Settings,
+    registry: Registry,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+    st_view_tx: watch::Sender<Arc<crate::stations::Snapshot>>,
+) -> Result<(), AppError> {
     let settings = Arc::new(settings);
     let registry = Arc::new(registry);
     let deadletter = DeadLetter::open(&settings.deadletter)?;
@@ -254,7 +267,7 @@ pub async fn run_with(
     let mut routes = Vec::new();
     // The stations view: fed by the pipeline after each stored batch, read by its route.
     let (st_tx, st_rx) = mpsc::channel(crate::stations::UPDATE_CHANNEL);
-    let (st_view_tx, st_view_rx) = watch::channel(Arc::new(crate::stations::Snapshot::default()));
+    let st_view_rx = st_view_tx.subscribe();
     pipeline.set_station_updates(st_tx);
     routes.push(crate::stations::http::routes(
         st_view_rx,

@@ -18,6 +18,15 @@
 //!   its thread (`router-0`) stays parked on its channel, using no CPU, until the process exits,
 //!   together with the messages it still holds in memory (bounded by
 //!   `max_segment_size × max_segment_count` per topic filter).
+//! - Retention, and why a fast publisher can lose messages: rumqttd keeps each topic filter's
+//!   messages in an in-memory log of segments and acknowledges a QoS 1 PUBLISH (PUBACK) as soon
+//!   as it is appended there, whether or not any subscriber has read it. When the active
+//!   segment is full and the log already has `max_segment_count` segments, the oldest segment
+//!   is dropped; a subscriber whose read cursor was in it jumps to the new head (rumqttd warns
+//!   "Read cursor start jumped … on <filter>") and never gets the messages in between. So a
+//!   subscriber more than [`BrokerOptions::retained_bytes_per_filter`] behind loses data, and
+//!   the publisher's PUBACKs cannot tell. The demo therefore paces the simulator against what
+//!   envmon has received (`sim::Pacing`), within that budget.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
@@ -50,6 +59,27 @@ pub struct BrokerOptions {
     pub max_segment_count: usize,
     /// Attempts at picking a free port when the requested port is 0.
     pub bind_attempts: u32,
+}
+
+impl BrokerOptions {
+    /// Options whose in-memory log holds `mib` MiB per topic filter (4 segments of `mib / 4`
+    /// MiB; at least 4 KiB each). Payloads are limited to one segment (at most 1 MiB).
+    pub fn with_log_mib(mib: u32) -> BrokerOptions {
+        let mut o = BrokerOptions::default();
+        o.max_segment_count = 4;
+        o.max_segment_size = ((mib as usize) * 1024 * 1024 / 4).max(4096);
+        o.max_payload_size = o.max_payload_size.min(o.max_segment_size);
+        o
+    }
+
+    /// Bytes of a topic filter's messages (rumqttd counts 4 + topic + payload each) that the
+    /// log is guaranteed to keep behind its newest message: `(max_segment_count − 1) ×
+    /// max_segment_size`. A segment is dropped only when the active one is full and the log
+    /// already holds `max_segment_count` segments; the `max_segment_count − 1` full segments
+    /// after the dropped one stay. A subscriber less than this far behind loses nothing.
+    pub fn retained_bytes_per_filter(&self) -> u64 {
+        (self.max_segment_count.saturating_sub(1) * self.max_segment_size) as u64
+    }
 }
 
 impl Default for BrokerOptions {
@@ -143,8 +173,11 @@ fn check(opts: &BrokerOptions) -> Result<(), BrokerError> {
     if opts.max_segment_size < opts.max_payload_size {
         return bad("max_segment_size", "must be at least max_payload_size");
     }
-    if opts.max_segment_count == 0 {
-        return bad("max_segment_count", "must be at least 1");
+    if opts.max_segment_count < 2 {
+        return bad(
+            "max_segment_count",
+            "must be at least 2 (with 1, a full segment is dropped whole)",
+        );
     }
     if opts.max_outgoing_packet_count == 0 {
         return bad("max_outgoing_packet_count", "must be at least 1");

@@ -45,7 +45,7 @@ use crate::source::{AckHandle, Envelope, Origin, Outcome, Payload};
 use crate::stations::StationUpdate;
 use crate::store::line;
 use crate::store::writer::{WriteFailure, Writer};
-use crate::telemetry::{KindLabel, MeasurementLabel, Metrics, SourceLabel};
+use crate::telemetry::{KindLabel, MeasurementLabel, Metrics, OutcomeLabel, SourceLabel};
 
 /// A sink that receives every stored sample batch (indicator engine, alert engine). The send
 /// blocks when the sink's channel is full, so a slow sink slows ingest rather than missing data.
@@ -541,6 +541,16 @@ impl Pipeline {
             self.metrics
                 .ingest_latency_seconds
                 .observe(latency as f64 / 1e6);
+            let outcome = match m.outcome {
+                Outcome::Stored => "stored",
+                Outcome::DeadLettered => "dead_lettered",
+            };
+            self.metrics
+                .messages_done
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .inc();
             if let Some(ack) = m.ack {
                 ack.complete(m.outcome);
             }

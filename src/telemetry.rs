@@ -34,6 +34,12 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `stored` or `dead_lettered`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MeasurementLabel {
     pub measurement: String,
 }
@@ -45,6 +51,11 @@ pub struct Metrics {
     pub messages_received: Family<SourceLabel, Counter>,
     /// Readings accepted by InfluxDB, by measurement.
     pub readings_written: Family<MeasurementLabel, Counter>,
+    /// Payloads whose processing finished (their ack may go out), by outcome: `stored` (every
+    /// reading accepted by InfluxDB) or `dead_lettered` (the payload, or some of its readings,
+    /// is in the dead-letter; the rest stored). Counted once per payload, so at rest
+    /// received = stored + dead_lettered.
+    pub messages_done: Family<OutcomeLabel, Counter>,
     /// Payloads or readings put in the dead-letter, by reason.
     pub deadletter: Family<ReasonLabel, Counter>,
     /// Dead-letter records that could not be written (disk full…): also logged at error.
@@ -97,6 +108,7 @@ impl Metrics {
         let m = Metrics {
             messages_received: Family::default(),
             readings_written: Family::default(),
+            messages_done: Family::default(),
             deadletter: Family::default(),
             deadletter_write_errors: Counter::default(),
             write_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -126,6 +138,11 @@ impl Metrics {
             "envmon_readings_written",
             "Readings accepted by InfluxDB, by measurement",
             m.readings_written.clone(),
+        );
+        reg.register(
+            "envmon_messages_done",
+            "Payloads fully processed, by outcome (stored, dead_lettered)",
+            m.messages_done.clone(),
         );
         reg.register(
             "envmon_deadletter",
@@ -230,6 +247,15 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
         out
+    }
+
+    /// Payloads done with `outcome` (`stored` or `dead_lettered`).
+    pub fn messages_done(&self, outcome: &str) -> u64 {
+        self.messages_done
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .get()
     }
 
     pub fn count_deadletter(&self, reason: &str) {

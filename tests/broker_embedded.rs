@@ -320,3 +320,89 @@ async fn qos1_window_towards_a_manual_ack_subscriber() {
     assert_eq!(rest.len(), 50);
     assert_eq!(rest[0].1, b"100".to_vec());
 }
+
+/// Publish payloads `m{start}..m{start+n}` (padded to `size` bytes) on `t/x` and wait for every
+/// PUBACK.
+async fn publish_n(port: u16, id: &str, start: usize, n: usize, size: usize) {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (publ, mut pel) = AsyncClient::new(o, 100);
+    let pump = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < n {
+            match pel.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("publisher: {e}"),
+            }
+        }
+    });
+    for i in start..start + n {
+        let mut p = format!("m{i:06}").into_bytes();
+        p.resize(size, b'.');
+        publ.publish("t/x", QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
+    }
+    timeout(Duration::from_secs(30), pump)
+        .await
+        .expect("publisher not acknowledged within 30 s")
+        .unwrap();
+}
+
+/// The index in a payload `m000123....`.
+fn index(p: &[u8]) -> usize {
+    String::from_utf8_lossy(&p[1..7]).parse().unwrap()
+}
+
+/// What the demo's pacing relies on (`BrokerOptions::retained_bytes_per_filter`): a subscriber
+/// less than that many bytes behind gets every message; one further behind loses the oldest
+/// (rumqttd drops a log segment and moves its cursor), although the publisher had a PUBACK for
+/// each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_per_filter_is_what_the_options_promise() {
+    let opts = BrokerOptions::with_log_mib(1);
+    let budget = opts.retained_bytes_per_filter() as usize;
+    assert_eq!(budget, 3 * 256 * 1024);
+    let broker = start_embedded(loopback0(), opts).unwrap();
+    let port = broker.addr().port();
+    let size = 1000;
+    // rumqttd counts 4 + topic + payload bytes per message.
+    let per_msg = 4 + "t/x".len() + size;
+    let away = |sub: AsyncClient, mut el: EventLoop| async move {
+        sub.disconnect().await.unwrap();
+        let _ = timeout(Duration::from_secs(2), async {
+            while el.poll().await.is_ok() {}
+        })
+        .await;
+    };
+    let back = || {
+        let mut o = MqttOptions::new("lag-sub", "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(10));
+        o.set_clean_session(false);
+        AsyncClient::new(o, 100)
+    };
+    let (sub, el) = subscriber(broker.addr(), "lag-sub", false, "t/#").await;
+    away(sub, el).await;
+
+    // Within the budget: all of it, in order.
+    let within = budget / per_msg;
+    publish_n(port, "lag-pub-1", 0, within, size).await;
+    let (sub, mut el) = back();
+    let got = receive(&mut el, within, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), within);
+    assert!(got.iter().enumerate().all(|(i, (_, p))| index(p) == i));
+    away(sub, el).await;
+
+    // Four times the budget behind: the oldest are gone, the newest arrive.
+    let beyond = 4 * within;
+    publish_n(port, "lag-pub-2", within, beyond, size).await;
+    let (_sub, mut el) = back();
+    let got = receive(&mut el, beyond, Duration::from_secs(5)).await;
+    assert!(!got.is_empty());
+    assert!(got.len() < beyond, "nothing dropped: {}", got.len());
+    assert!(index(&got[0].1) > within, "first {}", index(&got[0].1));
+    assert_eq!(index(&got[got.len() - 1].1), within + beyond - 1);
+    // At least the guaranteed retention was kept.
+    assert!(got.len() >= within, "kept {} < {within}", got.len());
+}

@@ -139,7 +139,7 @@ pub struct WaterEngineSettings {
     pub min_days_month: u32,
     /// Minimum valid daily means for the year-to-date mean [1].
     pub min_days_ytd: u32,
-    /// `mean` [default] or `extremes` (see docs/indicators-water.md).
+    /// `mean` [default] or `extremes` (see docs/indicators.md, "Water").
     pub ph_rule: String,
     /// `daily_means` [default] or `monthly_means`.
     pub ytd_basis: String,

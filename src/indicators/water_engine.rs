@@ -5,7 +5,7 @@
 //! `lake_tli`, publishes a read-only [`WaterView`] for the HTTP API and accepts manual
 //! transparency (SD) readings from the API through its own channel (never through the ingest
 //! pipeline). State is saved to `<state_dir>/water-engine.json` (temp file + rename) every
-//! `snapshot_interval_s` and at shutdown, and loaded at start. Rules: docs/indicators-water.md
+//! `snapshot_interval_s` and at shutdown, and loaded at start. Rules: docs/indicators.md ("Water")
 //! ("Engine"); schema: docs/schema.md ("Indicator measurements: water").
 
 pub mod core;

@@ -35,7 +35,10 @@ use chrono::{DateTime, Utc};
 pub use encode::{FormatChoice, Hj212Encoder, PayloadFormat, HJ212_ENCODER};
 pub use engine::{EngineError, MsgTags, SimConfig, SimMessage, Simulator};
 pub use faults::{FaultKind, FaultPlan, MalformedKind};
-pub use publish::{run_simulate, run_simulate_with, FaultCounts, SimReport, StopReason};
+pub use publish::{
+    broker_size, pacing_window, run_simulate, run_simulate_with, FaultCounts, Pacing, SimReport,
+    StopReason,
+};
 
 /// Parse a duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`30s`, `10m`, `1.5h`);
 /// several parts add up (`1h30m`). A bare number is seconds.
