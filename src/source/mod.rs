@@ -17,7 +17,7 @@ use crate::model::Reading;
 /// What became of one payload. Sent through its [`AckHandle`] once it is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every reading of the payload was accepted by the database (or the disk spool).
+    /// Every reading of the payload was accepted by the database.
     Stored,
     /// The payload (or some of its readings) was rejected and is kept in the dead-letter; the
     /// rest, if any, is stored. Safe to acknowledge.
