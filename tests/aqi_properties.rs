@@ -62,19 +62,28 @@ fn air_config_from_toml() {
 fn documented_air_settings_parse() {
     use envmon::indicators::aqi::stats::AnnualLimitRule;
     use envmon::indicators::aqi::{AirConfig, LimitRegime};
+    // The documented table is `[indicators.air.rules]` of config/envmon.toml.
     #[derive(serde::Deserialize)]
     struct S {
-        air: AirConfig,
+        indicators: I,
+    }
+    #[derive(serde::Deserialize)]
+    struct I {
+        air: A,
+    }
+    #[derive(serde::Deserialize)]
+    struct A {
+        rules: AirConfig,
     }
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/indicators.md"))
         .unwrap();
     let start = doc
-        .find("```toml\n[air]")
+        .find("```toml\n[indicators.air.rules]")
         .expect("settings example in docs")
         + 8;
     let end = start + doc[start..].find("```").unwrap();
     let s: S = toml::from_str(&doc[start..end]).unwrap();
-    assert_eq!(s.air, AirConfig::default());
+    assert_eq!(s.indicators.air.rules, AirConfig::default());
     let pinned: AirConfig =
         toml::from_str("annual_limits = { rule = \"pinned\", regime = \"gb3095_2012\" }").unwrap();
     assert_eq!(
