@@ -375,11 +375,12 @@ impl Pipeline {
         detail: String,
         payload: &[u8],
     ) {
+        let origin_text = origin.to_string();
         // Topic, station and detail come from the sender: escaped and cut (crate::text). The
         // line is rate-limited per reason (telemetry::init_logging); the metric counts all.
         tracing::warn!(
             station = %crate::text::excerpt(station.unwrap_or("-").as_bytes()),
-            topic = %crate::text::excerpt(origin.to_string().as_bytes()),
+            topic = %crate::text::excerpt(origin_text.as_bytes()),
             reason,
             detail = %crate::text::log_field(&detail),
             "rejected: kept in the dead-letter"
@@ -405,7 +406,7 @@ impl Pipeline {
                 self.deadletter_stations.push(st);
             }
         }
-        let rec = Record::new(&origin.to_string(), station, reason, detail, payload);
+        let rec = Record::new(&origin_text, station, reason, detail, payload);
         if let Err(e) = self.deadletter.append(&rec) {
             // Without the dead-letter record the payload would be lost if acknowledged: keep
             // going (a disk-full dead-letter must not stop good data) but make it loud.
