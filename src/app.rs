@@ -51,6 +51,8 @@ pub enum AppError {
     Rules(#[from] crate::alerts::rules::RulesError),
     #[error(transparent)]
     Notify(#[from] crate::alerts::notify::NotifyError),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }
 
 /// Load and validate everything `envmon run` needs, without starting anything.
@@ -251,6 +253,8 @@ pub async fn run_observed(
     let http = api::bind(settings.http_addr()).await?;
 
     let (influx_tx, influx_rx) = watch::channel(false);
+    // The health probe's own view of InfluxDB: ends a write retry's wait when it comes back.
+    let (ping_tx, ping_rx) = watch::channel(false);
     let (env_tx, env_rx) = mpsc::channel(settings.pipeline.channel_capacity);
     let intake_stop = CancellationToken::new();
     let hard_stop = CancellationToken::new();
@@ -264,6 +268,44 @@ pub async fn run_observed(
         metrics.clone(),
         influx_tx.clone(),
     );
+    pipeline.set_reachable(ping_rx.clone());
+    // The durable spool: the pipeline appends and acks, the drain writes to InfluxDB.
+    let drain_finish = CancellationToken::new();
+    let mut spool_view = None;
+    let drain_task = if settings.spool.enabled {
+        let sm = crate::spool::SpoolMetrics::default();
+        metrics.with_registry(|r| sm.register(r));
+        let opened = crate::spool::open(&settings.spool, sm.clone())?;
+        tracing::info!(dir = %settings.spool.dir.display(), max_bytes = settings.spool.max_bytes, backlog_records = opened.backlog_records, "spool on: batches are fsynced to disk before their acks");
+        spool_view = Some(opened.view.clone());
+        pipeline.set_spool(opened.writer);
+        let parts = crate::spool::drain::DrainParts {
+            dir: settings.spool.dir.clone(),
+            from: opened.drain_from,
+            ids_known: opened.cursor_known,
+            durable: opened.durable_rx,
+            state: opened.drain_state_tx,
+            writer: Writer::new(&settings.influxdb)?,
+            deadletter: Some(DeadLetter::open_tagged(&settings.deadletter, "drain")?),
+            deadletter_settings: settings.deadletter.clone(),
+            metrics: metrics.clone(),
+            spool_metrics: sm,
+            retry_max: Duration::from_millis(settings.influxdb.retry_max_ms),
+            batch_lines: settings.influxdb.batch_size,
+            reachable: ping_rx.clone(),
+            observer: Box::new(crate::pipeline::UpObserver {
+                up: influx_tx.clone(),
+                metrics: metrics.clone(),
+            }),
+        };
+        Some(tokio::spawn(crate::spool::drain::run(
+            parts,
+            drain_finish.clone(),
+            hard_stop.clone(),
+        )))
+    } else {
+        None
+    };
     let mut routes = Vec::new();
     // The stations view: fed by the pipeline after each stored batch, read by its route.
     let (st_tx, st_rx) = mpsc::channel(crate::stations::UPDATE_CHANNEL);
@@ -444,9 +486,13 @@ pub async fn run_observed(
         loop {
             let up = probe.ping().await;
             influx_tx.send_replace(up);
+            ping_tx.send_replace(up);
             probe_metrics.influxdb_up.set(up as i64);
+            // Every 5 s while up; every second while down, so writers waiting to retry
+            // learn within a second that InfluxDB is back.
+            let every = if up { 5 } else { 1 };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(every)) => {}
                 _ = probe_stop.cancelled() => break,
             }
         }
@@ -456,6 +502,7 @@ pub async fn run_observed(
         metrics: metrics.clone(),
         mqtt: Some(source.state.clone()),
         influx_up: influx_rx,
+        spool: spool_view,
     };
     let http_task = tokio::spawn(api::serve(http, api_state, routes, http_stop.clone()));
     tracing::info!(
@@ -476,6 +523,9 @@ pub async fn run_observed(
         hs.cancel();
     });
     let _ = pipeline_task.await;
+    // Everything acked is on disk; drain what InfluxDB takes before the deadline, the rest
+    // waits in the spool for the next start.
+    drain_finish.cancel();
     if let Some(t) = hj212_task {
         // Its connections send the 9014 replies still due, then close.
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -491,6 +541,9 @@ pub async fn run_observed(
     }
     if let Some(t) = alert_task {
         // Sends what is grouped, saves the alert state, lets the notifiers deliver.
+        let _ = t.await;
+    }
+    if let Some(t) = drain_task {
         let _ = t.await;
     }
     timer.abort();

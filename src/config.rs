@@ -92,6 +92,8 @@ pub struct Settings {
     #[serde(default)]
     pub pipeline: PipelineSettings,
     #[serde(default)]
+    pub spool: SpoolSettings,
+    #[serde(default)]
     pub hj212: Hj212Options,
     #[serde(default)]
     pub indicators: IndicatorSettings,
@@ -434,6 +436,67 @@ impl Default for PipelineSettings {
     }
 }
 
+/// `[spool]`: the durable disk spool between the pipeline and InfluxDB (`src/spool/`,
+/// docs/architecture.md "The spool"). With it on, a batch is appended and fsynced before its
+/// acks go out, and a drain task writes it to InfluxDB; with it off, acks wait for InfluxDB.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Directory of the segment files, the drain cursor and `quarantine/`. One envmon
+    /// process per directory (it is locked).
+    #[serde(default = "default_spool_dir")]
+    pub dir: PathBuf,
+    /// Hard cap of the spool's size on disk. When a batch would exceed it, the pipeline stops
+    /// acknowledging until the drain has made room (`block`: the broker and the loggers hold
+    /// the rest; nothing is dropped). Sizing: bytes of line protocol per second × the longest
+    /// InfluxDB outage to ride out (deploy/README.md).
+    #[serde(default = "default_spool_max")]
+    pub max_bytes: u64,
+    /// A segment file is closed and a new one begun at this size; a drained segment is
+    /// deleted whole.
+    #[serde(default = "default_spool_segment")]
+    pub segment_bytes: u64,
+    /// What happens when the cap is reached. Only `block` exists (dropping data is not an
+    /// option envmon offers).
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+/// `spool.when_full`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Stop acknowledging until there is room again (backpressure to the broker and loggers).
+    #[default]
+    Block,
+}
+
+impl Default for SpoolSettings {
+    fn default() -> Self {
+        SpoolSettings {
+            enabled: true,
+            dir: default_spool_dir(),
+            max_bytes: default_spool_max(),
+            segment_bytes: default_spool_segment(),
+            when_full: WhenFull::Block,
+        }
+    }
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("spool")
+}
+/// 8 GiB: about 24 h of a city network's readings at 1,000 lines/s of ~100 bytes
+/// (docs/performance.md measures the line size).
+fn default_spool_max() -> u64 {
+    8 * 1024 * 1024 * 1024
+}
+fn default_spool_segment() -> u64 {
+    64 * 1024 * 1024
+}
+
 fn default_mqtt_port() -> u16 {
     1883
 }
@@ -645,6 +708,20 @@ impl Settings {
         }
         if self.log.repeat_lines == 0 {
             return Err(invalid("log.repeat_lines", "must be at least 1"));
+        }
+        if self.spool.enabled {
+            if self.spool.segment_bytes < 4096 {
+                return Err(invalid("spool.segment_bytes", "must be at least 4096"));
+            }
+            if self.spool.max_bytes < self.spool.segment_bytes.min(1 << 20) {
+                return Err(invalid(
+                    "spool.max_bytes",
+                    "must be at least spool.segment_bytes or 1 MiB, whichever is smaller",
+                ));
+            }
+            if self.spool.dir.as_os_str().is_empty() {
+                return Err(invalid("spool.dir", "must not be empty"));
+            }
         }
         if self.log.repeat_window_s == 0 {
             return Err(invalid("log.repeat_window_s", "must be at least 1"));

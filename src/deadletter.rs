@@ -89,10 +89,21 @@ pub struct DeadLetter {
     max_total: u64,
     current: Option<(PathBuf, File, u64)>,
     seq: u64,
+    /// Written into file names after the time, so two writers never share a file.
+    tag: &'static str,
 }
 
 impl DeadLetter {
     pub fn open(s: &DeadletterSettings) -> Result<DeadLetter, DeadLetterError> {
+        Self::open_tagged(s, "")
+    }
+
+    /// A second writer of the same directory (the spool's drain): its files are named
+    /// `deadletter-<time>-<tag><n>.jsonl`.
+    pub fn open_tagged(
+        s: &DeadletterSettings,
+        tag: &'static str,
+    ) -> Result<DeadLetter, DeadLetterError> {
         std::fs::create_dir_all(&s.dir).map_err(|source| DeadLetterError::Io {
             dir: s.dir.display().to_string(),
             source,
@@ -103,6 +114,7 @@ impl DeadLetter {
             max_total: s.max_total_bytes.max(s.max_file_bytes),
             current: None,
             seq: 0,
+            tag,
         })
     }
 
@@ -142,8 +154,9 @@ impl DeadLetter {
         }
         self.seq += 1;
         let name = format!(
-            "deadletter-{}-{}.jsonl",
+            "deadletter-{}-{}{}.jsonl",
             Utc::now().format("%Y%m%dT%H%M%S"),
+            self.tag,
             self.seq
         );
         let path = self.dir.join(name);
@@ -168,7 +181,11 @@ impl DeadLetter {
                 continue;
             }
             tracing::warn!(file = %path.display(), bytes = len, "dead-letter size cap reached: removing oldest file");
-            std::fs::remove_file(&path)?;
+            match std::fs::remove_file(&path) {
+                // The other writer of the directory removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r?,
+            }
             total -= len;
         }
         Ok(())

@@ -282,6 +282,8 @@ file = {stations:?}
 {targets}
 [deadletter]
 dir = {dl:?}
+[spool]
+dir = {spool:?}
 [http]
 listen = {http:?}
 {token}
@@ -293,6 +295,7 @@ state_dir = {state:?}
 "#,
         stations = args.stations.display().to_string(),
         dl = args.data_dir.join("deadletter").display().to_string(),
+        spool = args.data_dir.join("spool").display().to_string(),
         http = args.http,
         state = args.data_dir.join("state").display().to_string(),
     );

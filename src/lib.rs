@@ -63,6 +63,7 @@ pub mod registry;
 #[cfg(feature = "demo")]
 pub mod sim;
 pub mod source;
+pub mod spool;
 pub mod standards;
 pub mod stations;
 pub mod store;

@@ -54,6 +54,36 @@ enum Cmd {
         #[command(subcommand)]
         what: AlertsCmd,
     },
+    /// The durable spool, read offline: what it holds, and whether every record is intact.
+    Spool {
+        #[command(subcommand)]
+        what: SpoolCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpoolCmd {
+    /// Counts, time range, stations and corrupt records of what is not yet in InfluxDB.
+    Inspect(envmon::cli::spool::SpoolArgs),
+    /// Check every record's checksum; exit 1 if a corrupt range is found.
+    Verify(envmon::cli::spool::SpoolArgs),
+}
+
+fn spool(what: SpoolCmd) -> ExitCode {
+    let r = match what {
+        SpoolCmd::Inspect(a) => envmon::cli::spool::inspect(&a),
+        SpoolCmd::Verify(a) => envmon::cli::spool::verify(&a),
+    };
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -258,6 +288,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Alerts { what } => alerts(what),
+        Cmd::Spool { what } => spool(what),
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::cli::calc::calc_cli(&a)),
             CalcCmd::WaterClass(a) => print_calc(envmon::cli::calc::calc_water_class_cli(&a)),

@@ -42,9 +42,11 @@ use crate::model::Sample;
 use crate::normalise;
 use crate::registry::Registry;
 use crate::source::{AckHandle, Envelope, Origin, Outcome, Payload};
+use crate::spool::{SpoolBatch, SpoolWriter};
 use crate::stations::StationUpdate;
+use crate::store::deliver::{self, WriteObserver};
 use crate::store::line;
-use crate::store::writer::{WriteFailure, Writer};
+use crate::store::writer::Writer;
 use crate::telemetry::{KindLabel, MeasurementLabel, Metrics, OutcomeLabel, SourceLabel};
 
 /// A sink that receives every stored sample batch (indicator engine, alert engine). The send
@@ -110,6 +112,32 @@ pub struct Pipeline {
     deadletter_stations: Vec<String>,
     /// When to flush a batch waiting for acks (the broker's inflight window).
     window: window::Window,
+    /// The durable spool (`spool.enabled`): batches are appended there and acked, and the
+    /// spool's drain writes them to InfluxDB. `None`: batches are written here, acks wait.
+    spool: Option<SpoolWriter>,
+    /// The health probe's view of InfluxDB: a change to reachable ends a retry wait at once.
+    reachable: watch::Receiver<bool>,
+    /// Dead-letter records whose write failed: retried before the batch's acks go out.
+    dl_pending: Vec<Record>,
+    /// Dead-letter records written for the current batch (fsynced before its acks).
+    dl_written: bool,
+}
+
+/// Reports write results to readiness and `envmon_influxdb_up`.
+pub struct UpObserver {
+    pub up: watch::Sender<bool>,
+    pub metrics: Metrics,
+}
+
+impl WriteObserver for UpObserver {
+    fn ok(&mut self) {
+        let _ = self.up.send_replace(true);
+        self.metrics.influxdb_up.set(1);
+    }
+    fn failed(&mut self, _kind: &'static str, _detail: &str) {
+        let _ = self.up.send_replace(false);
+        self.metrics.influxdb_up.set(0);
+    }
 }
 
 /// Result of [`Pipeline::flush`].
@@ -142,7 +170,21 @@ impl Pipeline {
             current_received: Utc::now(),
             station_updates: None,
             deadletter_stations: Vec::new(),
+            spool: None,
+            reachable: watch::channel(false).1,
+            dl_pending: Vec::new(),
+            dl_written: false,
         }
+    }
+
+    /// Append batches to this spool instead of writing them (the spool's drain writes).
+    pub fn set_spool(&mut self, spool: SpoolWriter) {
+        self.spool = Some(spool);
+    }
+
+    /// The health probe's view of InfluxDB (ends retry waits when it comes back).
+    pub fn set_reachable(&mut self, rx: watch::Receiver<bool>) {
+        self.reachable = rx;
     }
 
     /// Send a [`StationUpdate`] after every stored batch (blocks like a sink when full).
@@ -407,12 +449,42 @@ impl Pipeline {
             }
         }
         let rec = Record::new(&origin_text, station, reason, detail, payload);
-        if let Err(e) = self.deadletter.append(&rec) {
-            // Without the dead-letter record the payload would be lost if acknowledged: keep
-            // going (a disk-full dead-letter must not stop good data) but make it loud.
+        self.dl_written = true;
+        if !self.dl_pending.is_empty() {
+            // Keep the order of the records.
+            self.dl_pending.push(rec);
+        } else if let Err(e) = self.deadletter.append(&rec) {
+            // Without its dead-letter record the payload would be lost if acknowledged: the
+            // batch's acks wait until the record is written (like an InfluxDB outage).
             self.metrics.deadletter_write_errors.inc();
-            tracing::error!(error = %e, dir = %self.deadletter.dir().display(), "cannot write dead-letter record");
+            tracing::error!(error = %e, dir = %self.deadletter.dir().display(), "cannot write dead-letter record: acknowledgements held back until it is written");
+            self.dl_pending.push(rec);
         }
+    }
+
+    /// Write the dead-letter records that failed, and fsync what this batch wrote, before any
+    /// of its acks go out. Retries until it works or `hard_stop`.
+    async fn settle_deadletter(&mut self, hard_stop: &CancellationToken) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        while !self.dl_pending.is_empty() {
+            let rec = self.dl_pending.remove(0);
+            if let Err(e) = self.deadletter.append(&rec) {
+                self.dl_pending.insert(0, rec);
+                self.metrics.deadletter_write_errors.inc();
+                let delay = backoff.step();
+                tracing::error!(error = %e, pending = self.dl_pending.len(), retry_in_ms = delay.as_millis() as u64, "cannot write dead-letter records: acknowledgements held back");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = hard_stop.cancelled() => return false,
+                }
+            }
+        }
+        if std::mem::take(&mut self.dl_written) {
+            if let Err(e) = self.deadletter.sync() {
+                tracing::error!(error = %e, "dead-letter fsync failed");
+            }
+        }
+        true
     }
 
     /// Write the batch (retrying, isolating bad lines), then complete its handles in order.
@@ -430,57 +502,61 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let n = batch.lines.len();
         let mut rejected: Vec<(usize, String)> = Vec::new();
-        let mut stack = if n > 0 { vec![(0usize, n)] } else { vec![] };
-        let retry_max = Duration::from_millis(self.settings.influxdb.retry_max_ms);
         let mut requests = 0usize;
-        while let Some((a, b)) = stack.pop() {
-            let body = &batch.body[batch.line_start(a)..batch.lines[b - 1].end];
-            let mut backoff = Backoff::new(Duration::from_millis(100), retry_max);
-            let mut attempt = 0u32;
-            loop {
-                requests += 1;
-                match self.writer.write(body).await {
-                    Ok(()) => {
-                        let _ = self.influx_up.send_replace(true);
-                        self.metrics.influxdb_up.set(1);
-                        self.metrics.write_batch_lines.observe((b - a) as f64);
-                        break;
-                    }
-                    Err(WriteFailure::Retry { kind, detail }) => {
-                        attempt += 1;
-                        let _ = self.influx_up.send_replace(false);
-                        self.metrics.influxdb_up.set(0);
-                        self.metrics
-                            .write_errors
-                            .get_or_create(&KindLabel { kind: kind.into() })
-                            .inc();
-                        if attempt == 1 || attempt.is_power_of_two() {
-                            tracing::warn!(kind, detail = %detail, attempt, lines = b - a, retry_in_ms = backoff.peek().as_millis() as u64, "InfluxDB write failed; retrying (nothing is acknowledged meanwhile)");
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff.step()) => {}
-                            _ = hard_stop.cancelled() => {
-                                tracing::warn!(payloads = batch.msgs.len(), "shutdown deadline: unwritten batch left unacknowledged (the broker will redeliver)");
-                                return Flushed::Aborted;
+        if let Some(spool) = self.spool.as_mut() {
+            if n > 0 {
+                // Durable on disk (fsynced) before any ack; the drain writes it to InfluxDB.
+                let mut measurements: Vec<&'static str> = Vec::new();
+                let line_meta = batch
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        let m = match measurements.iter().position(|m| *m == l.measurement) {
+                            Some(i) => i,
+                            None => {
+                                measurements.push(l.measurement);
+                                measurements.len() - 1
                             }
-                        }
-                    }
-                    Err(f @ (WriteFailure::BadData { .. } | WriteFailure::TooLarge)) => {
-                        self.metrics
-                            .write_errors
-                            .get_or_create(&KindLabel {
-                                kind: f.kind().into(),
-                            })
-                            .inc();
-                        if b - a == 1 {
-                            rejected.push((a, f.to_string()));
-                        } else {
-                            let m = (a + b) / 2;
-                            stack.push((m, b));
-                            stack.push((a, m));
-                        }
-                        break;
-                    }
+                        };
+                        (m.min(255) as u8, l.samples.min(255) as u8)
+                    })
+                    .collect();
+                let sb = SpoolBatch {
+                    body: std::mem::take(&mut batch.body),
+                    measurements,
+                    line_meta,
+                };
+                if spool.append(sb, hard_stop).await.is_err() {
+                    tracing::warn!(payloads = batch.msgs.len(), "shutdown deadline: unspooled batch left unacknowledged (the broker will redeliver)");
+                    return Flushed::Aborted;
+                }
+            }
+        } else {
+            let ends: Vec<usize> = batch.lines.iter().map(|l| l.end).collect();
+            let retry_max = Duration::from_millis(self.settings.influxdb.retry_max_ms);
+            let mut obs = UpObserver {
+                up: self.influx_up.clone(),
+                metrics: self.metrics.clone(),
+            };
+            match deliver::deliver(
+                &self.writer,
+                &batch.body,
+                &ends,
+                retry_max,
+                &self.metrics,
+                &mut self.reachable,
+                &mut obs,
+                hard_stop,
+            )
+            .await
+            {
+                Ok(d) => {
+                    rejected = d.rejected;
+                    requests = d.requests;
+                }
+                Err(deliver::Aborted) => {
+                    tracing::warn!(payloads = batch.msgs.len(), "shutdown deadline: unwritten batch left unacknowledged (the broker will redeliver)");
+                    return Flushed::Aborted;
                 }
             }
         }
@@ -516,8 +592,10 @@ impl Pipeline {
             );
         }
         let mut written = std::collections::HashMap::<&'static str, u64>::new();
+        // With the spool on, the drain counts what InfluxDB accepted.
+        let direct = self.spool.is_none();
         for (lr, ok) in batch.lines.iter().zip(&line_ok) {
-            if *ok {
+            if *ok && direct {
                 *written.entry(lr.measurement).or_default() += lr.samples as u64;
             }
         }
@@ -536,6 +614,13 @@ impl Pipeline {
             ms = started.elapsed().as_millis() as u64,
             "batch stored"
         );
+        if !self.settle_deadletter(hard_stop).await {
+            tracing::warn!(
+                payloads = batch.msgs.len(),
+                "shutdown deadline: dead-letter records unwritten, their batch left unacknowledged"
+            );
+            return Flushed::Aborted;
+        }
         let done = Utc::now();
         for m in batch.msgs.drain(..) {
             let latency = (done - m.received).num_microseconds().unwrap_or(0).max(0);

@@ -154,12 +154,16 @@ fn kill_9_mid_stream_then_restart_loses_nothing_and_writes_nothing_twice() {
     assert_eq!(influx.count("envmon", "air", "pm25"), n as u64);
 }
 
+/// With the spool off (`spool.enabled = false`), acks wait for InfluxDB: the broker holds
+/// the messages and `/readyz` reports the outage. (With the spool on: tests/spool.rs.)
 #[test]
-fn influxdb_down_for_30_seconds_loses_nothing() {
+fn influxdb_down_for_30_seconds_loses_nothing_without_the_spool() {
     let broker = Mosquitto::start();
     let mut influx = Influx1::start();
     influx.create_db("envmon");
-    let envmon = Envmon::start(&EnvmonOpts::v1(broker.port(), influx.url()));
+    let mut o = EnvmonOpts::v1(broker.port(), influx.url());
+    o.spool = false;
+    let envmon = Envmon::start(&o);
     let rt = common::envmon::runtime();
     let (first, mut exp) = messages(50, 0..10);
     let n1 = first.len();

@@ -31,6 +31,22 @@ pub struct ApiState {
     pub mqtt: Option<watch::Receiver<ConnState>>,
     /// Last known InfluxDB reachability.
     pub influx_up: watch::Receiver<bool>,
+    /// The durable spool's state; `None` when `spool.enabled = false`.
+    pub spool: Option<crate::spool::SpoolView>,
+}
+
+/// Whether envmon can take data: the broker is connected, and either the spool accepts
+/// appends (InfluxDB may be down meanwhile: the spool holds the data) or, without a spool,
+/// InfluxDB is reachable.
+fn is_ready(s: &ApiState) -> (bool, Option<bool>, bool, Option<crate::spool::SpoolStatus>) {
+    let broker = s.mqtt.as_ref().map(|m| m.borrow().connected);
+    let influx = *s.influx_up.borrow();
+    let spool = s.spool.as_ref().map(|v| v.status());
+    let store_ok = match &spool {
+        Some(st) => st.state == "ok",
+        None => influx,
+    };
+    (broker.unwrap_or(true) && store_ok, broker, influx, spool)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,15 +156,15 @@ fn family_sum(text: &str, name: &str) -> u64 {
 
 /// `GET /api/v1/health`: readiness plus a few of envmon's own counters, for the status page.
 async fn health(State(s): State<ApiState>, started: std::time::Instant) -> impl IntoResponse {
-    let broker = s.mqtt.as_ref().map(|m| m.borrow().connected);
-    let influx = *s.influx_up.borrow();
+    let (ready, broker, influx, spool) = is_ready(&s);
     let text = s.metrics.render();
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": started.elapsed().as_secs(),
-        "ready": broker.unwrap_or(true) && influx,
+        "ready": ready,
         "mqtt_connected": broker,
         "influxdb_reachable": influx,
+        "spool": spool,
         "messages_received": family_sum(&text, "envmon_messages_received_total"),
         "readings_written": family_sum(&text, "envmon_readings_written_total"),
         "deadletters": family_sum(&text, "envmon_deadletter_total"),
@@ -159,13 +175,12 @@ async fn health(State(s): State<ApiState>, started: std::time::Instant) -> impl 
 }
 
 async fn readyz(State(s): State<ApiState>) -> impl IntoResponse {
-    let broker = s.mqtt.as_ref().map(|m| m.borrow().connected);
-    let influx = *s.influx_up.borrow();
-    let ready = broker.unwrap_or(true) && influx;
+    let (ready, broker, influx, spool) = is_ready(&s);
     let body = serde_json::json!({
         "ready": ready,
         "mqtt_connected": broker,
         "influxdb_reachable": influx,
+        "spool": spool,
     });
     let code = if ready {
         StatusCode::OK

@@ -5,10 +5,12 @@
 //! - [`decode`]: `envmon decode`: explain how a payload decodes and normalises.
 //! - [`alerts`]: `envmon alerts check|backtest`.
 //! - [`stations`]: `envmon stations`: the registry with each station's online / silent state.
+//! - [`spool`]: `envmon spool inspect|verify`: the durable spool read offline.
 //!
 //! Nothing in the data path imports this module.
 
 pub mod alerts;
 pub mod calc;
 pub mod decode;
+pub mod spool;
 pub mod stations;

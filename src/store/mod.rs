@@ -6,6 +6,7 @@
 //! Batching, retries, bad-line isolation and the ack release live in [`crate::pipeline`], the one
 //! task that owns a batch from decode to acknowledgement.
 
+pub mod deliver;
 pub mod indicator_writer;
 pub mod line;
 pub mod query;

@@ -66,7 +66,18 @@ pub struct Writer {
 }
 
 fn classify_status(status: u16, text: String) -> WriteFailure {
-    let detail = crate::text::truncate(text.trim(), crate::text::LOG_FIELD_CHARS).into_owned();
+    let mut detail = crate::text::truncate(text.trim(), crate::text::LOG_FIELD_CHARS).into_owned();
+    // InfluxDB 1.x ends a refusal with `dropped=N`; keep it when the text is cut, since it
+    // tells whether any line of the request was good (store::deliver).
+    if detail.len() < text.trim().len() {
+        if let Some(i) = text.rfind("dropped=") {
+            let n: String = text[i + 8..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            detail.push_str(&format!(" dropped={n}"));
+        }
+    }
     match status {
         400 | 422 => WriteFailure::BadData { status, detail },
         413 => WriteFailure::TooLarge,

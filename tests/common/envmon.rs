@@ -63,6 +63,10 @@ pub struct EnvmonOpts {
     pub alerts: String,
     /// Extra keys of the `[log]` table (e.g. `repeat_lines = 2`).
     pub log_extra: String,
+    /// `spool.enabled` (the shipped default is `true`); the spool lives in the temp dir.
+    pub spool: bool,
+    /// Extra keys of the `[spool]` table (e.g. `max_bytes = 100000`).
+    pub spool_extra: String,
 }
 
 impl EnvmonOpts {
@@ -81,6 +85,8 @@ impl EnvmonOpts {
             http_extra: String::new(),
             alerts: "enabled = false".into(),
             log_extra: String::new(),
+            spool: true,
+            spool_extra: String::new(),
         }
     }
 }
@@ -152,6 +158,10 @@ enabled = {indicators}
 state_dir = "{state}"
 [alerts]
 {alerts}
+[spool]
+enabled = {spool}
+dir = "{spool_dir}"
+{spool_extra}
 {extra}
 "#,
             mqtt_port = o.mqtt_port,
@@ -171,6 +181,9 @@ state_dir = "{state}"
             alerts = o.alerts,
             log_extra = o.log_extra,
             indicators = o.indicators,
+            spool = o.spool,
+            spool_dir = dir.path().join("spool").display(),
+            spool_extra = o.spool_extra,
         );
         let config_path = dir.path().join("envmon.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -191,6 +204,10 @@ state_dir = "{state}"
 
     pub fn deadletter_dir(&self) -> PathBuf {
         self.dir.path().join("deadletter")
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
     }
 
     /// Start (again) with the same config; waits until `/healthz` answers (bounded).
