@@ -707,8 +707,15 @@ fn every_panel_query_returns_data_from_the_simulated_centre() {
     // The PromQL panels are evaluated at the end of the load (rates over the last minute of
     // writes), not after the settling below: on a busy machine that can take over a minute,
     // and a rate over a minute without writes is NaN (the panel would rightly say "no data").
-    let load_done = Utc::now();
+    // Evaluated a few seconds after the load: the window [t - 1m, t] then holds the scrapes
+    // during the load and some after it, so a rate has its two samples even when a loaded
+    // machine delayed a scrape or two during a load of a few seconds (seen in CI: an empty
+    // result at exactly the end of the load).
+    let load_done = Utc::now() + chrono::Duration::seconds(5);
     wait_settled(&envmon);
+    while Utc::now() < load_done + chrono::Duration::seconds(2) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     influx.write("envmon", &alert_lines(now));
     eprintln!(
         "{n} messages stored and indicators settled in {:?}",
