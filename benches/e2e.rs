@@ -6,7 +6,9 @@
 //!    acknowledged (ack-after-store at QoS 1), and the ratio 2/1;
 //! 3. receipt → stored latency p50/p99 at a fixed offered load (default 5,000 msg/s);
 //! 4. envmon's peak RSS (VmHWM) with the sample registry and with 5,000 stations;
-//! 5. the shipped config against broker windows of 1000 and 20.
+//! 5. the shipped config against broker windows of 1000 and 20;
+//!
+//! rows 1–5 with the spool on (as shipped); row 2b repeats row 2 with the spool off.
 //!
 //! and writes the figures with the command line into docs/performance.md (between the
 //! `e2e` markers). Knobs: ENVMON_BENCH_N (default 200000), ENVMON_BENCH_LOAD (msg/s, default
@@ -191,9 +193,11 @@ fn envmon_run(
     batch_age_ms: u64,
     msgs: Vec<(String, Vec<u8>)>,
     rate: Option<f64>,
+    spool: bool,
 ) -> (Run, Envmon) {
     influx.create_db(db);
     let mut o = EnvmonOpts::v1(broker.port(), influx.url());
+    o.spool = spool;
     o.database = db.to_string();
     o.stations = stations;
     o.inflight_window = hint;
@@ -214,8 +218,12 @@ fn envmon_run(
         msgs,
         rate,
     ));
+    // Done = every message acknowledged and, with the spool on, drained into InfluxDB (the
+    // spool acks before InfluxDB has the data: the rate counts until it has).
     let done = common::wait_until(Duration::from_secs(300), || {
-        (envmon.metric("envmon_acks_sent_total") - before >= n as f64).then(Instant::now)
+        (envmon.metric("envmon_acks_sent_total") - before >= n as f64
+            && envmon.metric("envmon_spool_depth_records") == 0.0)
+            .then(Instant::now)
     })
     .unwrap_or_else(|| {
         panic!(
@@ -317,8 +325,28 @@ fn main() {
         200,
         messages(n, sample_air),
         None,
+        true,
     );
     drop(envmon);
+    // 2b. The same with the spool off (acks wait for InfluxDB): the spool's cost.
+    let (e2e_off, envmon) = envmon_run(
+        &rt,
+        &broker,
+        &influx,
+        "bench_e2e_nospool",
+        sample.clone(),
+        hint,
+        200,
+        messages(n, sample_air),
+        None,
+        false,
+    );
+    drop(envmon);
+    println!(
+        "2b. envmon end-to-end, spool off: {:.0} msg/s (spool on / off = {:.2})",
+        e2e_off.rate,
+        e2e.rate / e2e_off.rate
+    );
     let ratio = e2e.rate / raw;
     println!(
         "2. envmon end-to-end: {:.0} msg/s ({:.0} readings/s), ratio {ratio:.2}, peak RSS {} KiB",
@@ -337,6 +365,7 @@ fn main() {
         200,
         messages(load_n, sample_air),
         Some(load),
+        true,
     );
     let (_, m) = envmon.get("/metrics").unwrap_or_default();
     let p50 = histogram_quantile(&m, "envmon_ingest_latency_seconds", 0.5).unwrap_or(f64::NAN);
@@ -358,6 +387,7 @@ fn main() {
         200,
         messages(big_n, 5000),
         None,
+        true,
     );
     drop(envmon);
     println!(
@@ -377,6 +407,7 @@ fn main() {
         1000,
         messages(n, sample_air),
         None,
+        true,
     )
     .0;
     drop(broker);
@@ -396,6 +427,7 @@ fn main() {
         1000,
         messages(n20, sample_air),
         None,
+        true,
     );
     let learned = shipped_20.1.metric("envmon_mqtt_window_learned");
     let shipped_20 = shipped_20.0;
@@ -430,7 +462,8 @@ fn main() {
          (N = {n}; knobs in benches/e2e.rs).\n\n\
          | figure | value |\n|---|---|\n\
          | 1. raw broker rate (QoS 1, plain subscriber) | {raw:.0} msg/s |\n\
-         | 2. envmon end-to-end (published → stored → acked) | {e2e_rate:.0} msg/s = {e2e_readings:.0} readings/s |\n\
+         | 2. envmon end-to-end, spool on as shipped (published → spooled → acked → in InfluxDB) | {e2e_rate:.0} msg/s = {e2e_readings:.0} readings/s |\n\
+         | 2b. the same with `spool.enabled = false` (acked after InfluxDB stored) | {off_rate:.0} msg/s; spool on / off = **{on_off:.2}** (goal ≥ 0.9) |\n\
          | ratio 2/1 (goal ≥ 0.9) | **{ratio:.2}** |\n\
          | 3. receipt → stored latency at {load:.0} msg/s, p50 / p99 (goal p99 ≤ 1.5 s) | {p50:.1} ms / {p99:.1} ms |\n\
          | 4. peak RSS, sample registry ({sample_air} air stations) | {rss1:.1} MB |\n\
@@ -442,6 +475,8 @@ fn main() {
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         hint_text = hint.map_or("unset".to_string(), |w| w.to_string()),
         e2e_rate = e2e.rate,
+        off_rate = e2e_off.rate,
+        on_off = e2e.rate / e2e_off.rate,
         e2e_readings = e2e.rate * 5.0,
         p50 = p50 * 1e3,
         p99 = p99 * 1e3,

@@ -132,8 +132,7 @@ async fn drain_all(env: &Env, opened: spool::Opened, m: &SpoolMetrics, metrics: 
         state: opened.drain_state_tx,
         writer: envmon::store::writer::Writer::new(&env.settings.influxdb).unwrap(),
         deadletter: Some(
-            envmon::deadletter::DeadLetter::open_tagged(&env.settings.deadletter, "drain")
-                .unwrap(),
+            envmon::deadletter::DeadLetter::open_tagged(&env.settings.deadletter, "drain").unwrap(),
         ),
         deadletter_settings: env.settings.deadletter.clone(),
         metrics: metrics.clone(),
@@ -216,7 +215,10 @@ fn appended_batches_land_in_order_and_drained_segments_are_deleted() {
         .filter(|l| l.starts_with("envmon_readings_written_total{measurement=\"air\"}"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
-    assert_eq!(written, 480.0, "readings counted once InfluxDB (the sink) took them");
+    assert_eq!(
+        written, 480.0,
+        "readings counted once InfluxDB (the sink) took them"
+    );
     // Reopened: nothing is replayed again.
     let opened = spool::open(&env.settings.spool, SpoolMetrics::default()).unwrap();
     assert_eq!(opened.backlog_records, 0);
@@ -243,7 +245,14 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_the_records_before_it_land() {
     let (seq, _) = *segments(&env.spool_dir()).iter().find(|s| s.1 > 0).unwrap();
     let path = env.spool_dir().join(format!("seg-{seq:020}.spool"));
     let mut rec = Vec::new();
-    spool::format::encode(3, 0, &["air"], &[(0, 1)], "air,station=X pm25=1 1\n", &mut rec);
+    spool::format::encode(
+        3,
+        0,
+        &["air"],
+        &[(0, 1)],
+        "air,station=X pm25=1 1\n",
+        &mut rec,
+    );
     let before = std::fs::metadata(&path).unwrap().len();
     {
         use std::io::Write;
@@ -311,7 +320,11 @@ fn a_corrupt_record_is_quarantined_counted_and_every_other_record_lands() {
     let m = SpoolMetrics::default();
     let metrics = Metrics::new();
     let opened = spool::open(&env.settings.spool, m.clone()).unwrap();
-    assert_eq!(quarantined(&m, "torn_tail"), 0, "not a tail: records follow it");
+    assert_eq!(
+        quarantined(&m, "torn_tail"),
+        0,
+        "not a tail: records follow it"
+    );
     rt.block_on(drain_all(&env, opened, &m, &metrics));
     let expect: Vec<String> = per_record
         .iter()
@@ -345,11 +358,9 @@ fn a_full_spool_blocks_appends_until_the_drain_makes_room() {
     rt.block_on(async {
         for k in 0..20 {
             let (b, lines) = batch(k, 12);
-            let r = tokio::time::timeout(
-                Duration::from_millis(500),
-                opened.writer.append(b, &stop),
-            )
-            .await;
+            let r =
+                tokio::time::timeout(Duration::from_millis(500), opened.writer.append(b, &stop))
+                    .await;
             match r {
                 Ok(Ok(())) => {
                     appended += 1;
@@ -452,7 +463,10 @@ fn inspect_reports_counts_time_range_and_stations() {
     assert_eq!(r.stations.len(), 3);
     assert_eq!(r.stations.get("S001"), Some(&4));
     // 1_800_000_000 + 0 .. 1_800_000_000 + 2003
-    assert_eq!(r.readings_from.as_deref(), Some("2027-01-15T08:00:00+00:00"));
+    assert_eq!(
+        r.readings_from.as_deref(),
+        Some("2027-01-15T08:00:00+00:00")
+    );
     assert_eq!(r.readings_to.as_deref(), Some("2027-01-15T08:33:23+00:00"));
     assert!(r.corrupt.is_empty());
     let text = spool::inspect::render(&r);
