@@ -68,6 +68,10 @@ struct Msg {
     outcome: Outcome,
     origin: Origin,
     received: chrono::DateTime<Utc>,
+    /// The original payload while it may still be needed: when InfluxDB refuses one of its
+    /// lines, the dead-letter keeps the payload (what `envmon deadletter replay` decodes
+    /// again), not only the line. Shares the source's buffer (`Bytes`).
+    raw: Option<bytes::Bytes>,
 }
 
 #[derive(Default)]
@@ -309,7 +313,7 @@ impl Pipeline {
                     Ok(r) => (r, Some(bytes)),
                     Err(e) => {
                         self.reject(&env.origin, e.station(), e.reason(), e.to_string(), &bytes);
-                        self.push_msg(env.ack, Outcome::DeadLettered, env.origin);
+                        self.push_msg(env.ack, Outcome::DeadLettered, env.origin, None);
                         return;
                     }
                 }
@@ -322,7 +326,7 @@ impl Pipeline {
                 bytes,
             } => {
                 self.reject(&env.origin, station.as_deref(), reason, detail, &bytes);
-                self.push_msg(env.ack, Outcome::DeadLettered, env.origin);
+                self.push_msg(env.ack, Outcome::DeadLettered, env.origin, None);
                 return;
             }
         };
@@ -393,10 +397,18 @@ impl Pipeline {
             }
         }
         self.batch.samples.extend(samples);
-        self.push_msg(env.ack, outcome, env.origin);
+        // With the spool on, InfluxDB's refusals are handled by the drain, long after.
+        let keep = if self.spool.is_none() { raw } else { None };
+        self.push_msg(env.ack, outcome, env.origin, keep);
     }
 
-    fn push_msg(&mut self, ack: Option<AckHandle>, outcome: Outcome, origin: Origin) {
+    fn push_msg(
+        &mut self,
+        ack: Option<AckHandle>,
+        outcome: Outcome,
+        origin: Origin,
+        raw: Option<bytes::Bytes>,
+    ) {
         if ack.is_some() {
             self.batch.acked_msgs += 1;
         }
@@ -405,6 +417,7 @@ impl Pipeline {
             outcome,
             origin,
             received: self.current_received,
+            raw,
         });
     }
 
@@ -574,22 +587,53 @@ impl Pipeline {
                 .observe(started.elapsed().as_secs_f64());
         }
         // Bad lines: dead-letter them and mark their payloads.
+        // One record per payload: its original bytes when kept (else the line), the refused
+        // lines in the detail.
         let mut line_ok = vec![true; n];
+        let mut per_msg: std::collections::BTreeMap<usize, Vec<(String, String)>> =
+            std::collections::BTreeMap::new();
         for (i, detail) in rejected {
             line_ok[i] = false;
             let lr = &batch.lines[i];
             let text = batch.body[batch.line_start(i)..lr.end]
                 .trim_end()
                 .to_string();
-            let origin = batch.msgs[lr.msg].origin.clone();
-            batch.msgs[lr.msg].outcome = Outcome::DeadLettered;
-            self.reject(
-                &origin,
-                None,
-                "rejected by influxdb",
-                detail,
-                text.as_bytes(),
-            );
+            per_msg.entry(lr.msg).or_default().push((text, detail));
+        }
+        for (mi, lines) in per_msg {
+            let origin = batch.msgs[mi].origin.clone();
+            batch.msgs[mi].outcome = Outcome::DeadLettered;
+            let station = line_station(lines[0].0.as_bytes());
+            match batch.msgs[mi].raw.take() {
+                Some(raw) => {
+                    let detail = lines
+                        .iter()
+                        .map(|(l, d)| format!("{d}; line: {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    for _ in 1..lines.len() {
+                        self.metrics.count_deadletter("rejected by influxdb");
+                    }
+                    self.reject(
+                        &origin,
+                        station.as_deref(),
+                        "rejected by influxdb",
+                        detail,
+                        &raw,
+                    );
+                }
+                None => {
+                    for (text, detail) in lines {
+                        self.reject(
+                            &origin,
+                            station.as_deref(),
+                            "rejected by influxdb",
+                            detail,
+                            text.as_bytes(),
+                        );
+                    }
+                }
+            }
         }
         let mut written = std::collections::HashMap::<&'static str, u64>::new();
         // With the spool on, the drain counts what InfluxDB accepted.
