@@ -204,6 +204,20 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
         }
     );
     let _ = writeln!(out, "deadletter: {}", s.deadletter.dir.display());
+    if s.spool.enabled {
+        let _ = writeln!(
+            out,
+            "spool: on, {} (max_bytes={}, segment_bytes={}, when_full=block)",
+            s.spool.dir.display(),
+            s.spool.max_bytes,
+            s.spool.segment_bytes
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "spool: off (acks wait for InfluxDB; the broker's queue carries an outage)"
+        );
+    }
     let _ = writeln!(out, "http: {}", s.http.listen);
     match &s.hj212.listen {
         Some(a) => {
