@@ -1,13 +1,15 @@
 //! The pipeline task: envelopes in, durable storage out, then the ack release.
 //!
-//! Owns: a batch from the moment its payloads are decoded until InfluxDB accepted it (or its bad
-//! lines are in the dead-letter), and then the completion of each payload's [`AckHandle`]. It is
-//! the single owner of the dead-letter files and of the writer, so no state is shared.
+//! Owns: a batch from the moment its payloads are decoded until it is durable — appended and
+//! fsynced in the spool (`spool.enabled`, the default), or accepted by InfluxDB (spool off) —
+//! with its bad payloads in the dead-letter, and then the completion of each payload's
+//! [`AckHandle`]. It is the single owner of its dead-letter files and of its writer, so no
+//! state is shared.
 //!
 //! ```text
 //! Envelope ─► decode ─► normalise ─► line protocol ─┐
-//!    │            └──────────┴──► dead-letter        ├─► batch ─► write (retry, isolate bad lines)
-//!    └───────────────────────────────────────────────┘                │
+//!    │            └──────────┴──► dead-letter        ├─► batch ─► spool append + fsync
+//!    └───────────────────────────────────────────────┘       (or, spool off: store::deliver)
 //!                                     complete every AckHandle, in order ◄┘ ─► sinks (indicators)
 //! ```
 //!
@@ -17,12 +19,15 @@
 //! broker sends no more than that many unacknowledged QoS 1 messages, so waiting longer would
 //! only idle).
 //!
-//! Failure policy: connection errors, time-outs, 5xx, 429, 401/403/404 are retried with capped
-//! exponential backoff and jitter, for as long as it takes: nothing is acknowledged meanwhile, so
-//! the broker keeps the messages (backpressure, not loss). HTTP 400/422 means some lines are bad:
-//! the batch is bisected until the bad lines are found; they go to the dead-letter and the rest is
-//! written. On hard stop (shutdown deadline) the unwritten batch's handles are dropped: those
-//! payloads stay unacknowledged and are redelivered to the next session.
+//! Failure policy (spool off; with the spool on the drain applies the same policy through
+//! [`crate::store::deliver`]): connection errors, time-outs, 5xx, 429, 401/403/404 are retried
+//! with capped exponential backoff and jitter, for as long as it takes: nothing is acknowledged
+//! meanwhile, so the broker keeps the messages (backpressure, not loss). HTTP 400/422 means some
+//! lines are bad: they are isolated, go to the dead-letter with their message's payload, and the
+//! rest is written. Dead-letter records are written and fsynced on a blocking thread before the
+//! batch's acks; one that cannot be written holds them back. On hard stop (shutdown deadline)
+//! the unwritten batch's handles are dropped: those payloads stay unacknowledged and are
+//! redelivered to the next session.
 
 pub mod window;
 
@@ -100,7 +105,9 @@ impl Batch {
 pub struct Pipeline {
     settings: Arc<Settings>,
     registry: Arc<Registry>,
-    deadletter: DeadLetter,
+    /// `None` only while a write runs on a blocking thread.
+    deadletter: Option<DeadLetter>,
+    deadletter_dir: std::path::PathBuf,
     writer: Writer,
     metrics: Metrics,
     sinks: Vec<SampleSink>,
@@ -121,10 +128,8 @@ pub struct Pipeline {
     spool: Option<SpoolWriter>,
     /// The health probe's view of InfluxDB: a change to reachable ends a retry wait at once.
     reachable: watch::Receiver<bool>,
-    /// Dead-letter records whose write failed: retried before the batch's acks go out.
+    /// The current batch's dead-letter records, written before its acks go out.
     dl_pending: Vec<Record>,
-    /// Dead-letter records written for the current batch (fsynced before its acks).
-    dl_written: bool,
 }
 
 /// Reports write results to readiness and `envmon_influxdb_up`.
@@ -164,7 +169,8 @@ impl Pipeline {
             window: window::Window::new(settings.mqtt.inflight_window),
             settings,
             registry,
-            deadletter,
+            deadletter_dir: deadletter.dir().to_path_buf(),
+            deadletter: Some(deadletter),
             writer,
             metrics,
             sinks: Vec::new(),
@@ -177,7 +183,6 @@ impl Pipeline {
             spool: None,
             reachable: watch::channel(false).1,
             dl_pending: Vec::new(),
-            dl_written: false,
         }
     }
 
@@ -254,7 +259,7 @@ impl Pipeline {
     }
 
     fn finish(mut self) {
-        if let Err(e) = self.deadletter.sync() {
+        if let Some(Err(e)) = self.deadletter.as_mut().map(|d| d.sync()) {
             tracing::error!(error = %e, "dead-letter sync failed at shutdown");
         }
         tracing::info!("pipeline stopped");
@@ -462,39 +467,53 @@ impl Pipeline {
             }
         }
         let rec = Record::new(&origin_text, station, reason, detail, payload);
-        self.dl_written = true;
-        if !self.dl_pending.is_empty() {
-            // Keep the order of the records.
-            self.dl_pending.push(rec);
-        } else if let Err(e) = self.deadletter.append(&rec) {
-            // Without its dead-letter record the payload would be lost if acknowledged: the
-            // batch's acks wait until the record is written (like an InfluxDB outage).
-            self.metrics.deadletter_write_errors.inc();
-            tracing::error!(error = %e, dir = %self.deadletter.dir().display(), "cannot write dead-letter record: acknowledgements held back until it is written");
-            self.dl_pending.push(rec);
-        }
+        // Written (and fsynced) on a blocking thread before the batch's acks go out.
+        self.dl_pending.push(rec);
     }
 
-    /// Write the dead-letter records that failed, and fsync what this batch wrote, before any
-    /// of its acks go out. Retries until it works or `hard_stop`.
+    /// Write the batch's dead-letter records and fsync them, off the async runtime, before any
+    /// of its acks go out. A record that cannot be written holds the acks back (retried, like
+    /// an InfluxDB outage) until it is written or `hard_stop`.
     async fn settle_deadletter(&mut self, hard_stop: &CancellationToken) -> bool {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !self.dl_pending.is_empty() {
-            let rec = self.dl_pending.remove(0);
-            if let Err(e) = self.deadletter.append(&rec) {
-                self.dl_pending.insert(0, rec);
+            let Some(mut dl) = self.deadletter.take() else {
+                return false;
+            };
+            let recs = std::mem::take(&mut self.dl_pending);
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut written = 0;
+                let mut err = None;
+                for r in &recs {
+                    if let Err(e) = dl.append(r) {
+                        err = Some(e);
+                        break;
+                    }
+                    written += 1;
+                }
+                if err.is_none() {
+                    if let Err(e) = dl.sync() {
+                        tracing::error!(error = %e, "dead-letter fsync failed");
+                    }
+                }
+                let rest: Vec<Record> = recs.into_iter().skip(written).collect();
+                (dl, rest, err)
+            })
+            .await;
+            let Ok((dl, rest, err)) = joined else {
+                tracing::error!("dead-letter writer thread lost; acknowledgements stop");
+                return false;
+            };
+            self.deadletter = Some(dl);
+            self.dl_pending = rest;
+            if let Some(e) = err {
                 self.metrics.deadletter_write_errors.inc();
                 let delay = backoff.step();
-                tracing::error!(error = %e, pending = self.dl_pending.len(), retry_in_ms = delay.as_millis() as u64, "cannot write dead-letter records: acknowledgements held back");
+                tracing::error!(error = %e, dir = %self.deadletter_dir.display(), pending = self.dl_pending.len(), retry_in_ms = delay.as_millis() as u64, "cannot write dead-letter records: acknowledgements held back until they are written");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = hard_stop.cancelled() => return false,
                 }
-            }
-        }
-        if std::mem::take(&mut self.dl_written) {
-            if let Err(e) = self.deadletter.sync() {
-                tracing::error!(error = %e, "dead-letter fsync failed");
             }
         }
         true
