@@ -286,13 +286,28 @@ pub async fn run_observed(
     // The durable spool: the pipeline appends and acks, the drain writes to InfluxDB.
     let drain_finish = CancellationToken::new();
     let mut spool_view = None;
-    let drain_task = if settings.spool.enabled {
+    // A spool left with data by an earlier run is drained even with the spool now off (no new
+    // appends then): switching it off must not strand readings that were already acked.
+    let leftover = !settings.spool.enabled
+        && crate::spool::list_segments(&settings.spool.dir)
+            .is_ok_and(|s| s.iter().any(|(_, n)| *n > 0));
+    if leftover {
+        tracing::warn!(dir = %settings.spool.dir.display(), "spool.enabled = false, but the spool holds data from an earlier run: draining it into InfluxDB first (no new appends)");
+    }
+    let drain_task = if settings.spool.enabled || leftover {
         let sm = crate::spool::SpoolMetrics::default();
         metrics.with_registry(|r| sm.register(r));
         let opened = crate::spool::open(&settings.spool, sm.clone())?;
-        tracing::info!(dir = %settings.spool.dir.display(), max_bytes = settings.spool.max_bytes, backlog_records = opened.backlog_records, "spool on: batches are fsynced to disk before their acks");
-        spool_view = Some(opened.view.clone());
-        pipeline.set_spool(opened.writer);
+        if settings.spool.enabled {
+            tracing::info!(dir = %settings.spool.dir.display(), max_bytes = settings.spool.max_bytes, backlog_records = opened.backlog_records, "spool on: batches are fsynced to disk before their acks");
+        }
+        if settings.spool.enabled {
+            spool_view = Some(opened.view.clone());
+            pipeline.set_spool(opened.writer);
+        } else {
+            // Dropping the writer tells the drain that nothing more will be appended.
+            drop(opened.writer);
+        }
         let parts = crate::spool::drain::DrainParts {
             dir: settings.spool.dir.clone(),
             from: opened.drain_from,
