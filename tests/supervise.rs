@@ -141,3 +141,58 @@ fn a_panicking_engine_turns_readiness_red_and_envmon_exits_non_zero_after_flushi
     assert_eq!(code, 200, "{body}");
     assert!(envmon.terminate(), "a normal stop exits 0");
 }
+
+/// Writes that fail while the health ping answers (here: the database does not exist, HTTP 404,
+/// retried like a wrong token's 401): readiness stays red across several probe rounds (every
+/// 5 s), instead of turning green at each ping, and turns green once a write succeeds.
+#[test]
+fn readiness_follows_the_writes_not_the_ping() {
+    let broker = Mosquitto::start();
+    let influx = Influx1::start();
+    // No create_db: every write is answered 404 "database not found"; /ping answers 204.
+    let opts = EnvmonOpts::v1(broker.port(), influx.url());
+    let envmon = Envmon::start(&opts);
+    let rt = runtime();
+    assert_eq!(
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-a",
+            vec![air_msg(1, 0)],
+            Duration::from_secs(30)
+        )),
+        1
+    );
+    let red = common::wait_until(Duration::from_secs(15), || {
+        envmon.get("/readyz").filter(|(c, _)| *c == 503)
+    })
+    .expect("not ready while writes fail");
+    let body: serde_json::Value = serde_json::from_str(&red.1).unwrap();
+    assert_eq!(body["storing"], false, "{body}");
+    assert_eq!(body["store_last_error"], "write", "{body}");
+    // Two probe rounds: never green meanwhile, though the ping answers.
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut polls = 0;
+    while Instant::now() < until {
+        let (code, body) = envmon.get("/readyz").expect("readyz answers");
+        assert_eq!(code, 503, "flapped to ready while writes fail: {body}");
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, body) = envmon.get("/readyz").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["influxdb_reachable"], true, "the ping answers: {body}");
+    assert!(polls > 50, "{polls} polls");
+    // The database appears: the retried batch lands and readiness turns green.
+    influx.create_db("envmon");
+    assert_eq!(
+        influx.wait_count("envmon", "air", "pm25", 1, Duration::from_secs(30)),
+        1
+    );
+    let green = common::wait_until(Duration::from_secs(10), || {
+        envmon.get("/readyz").filter(|(c, _)| *c == 200)
+    })
+    .expect("ready once a write succeeded");
+    let body: serde_json::Value = serde_json::from_str(&green.1).unwrap();
+    assert_eq!(body["storing"], true, "{body}");
+    assert!(body["store_last_ok_age_s"].as_f64().unwrap() < 10.0, "{body}");
+}
