@@ -512,14 +512,17 @@ pub async fn run_observed(
         registry.clone(),
         settings.stations.silent_factor,
     ));
-    let stations_task = sup.spawn("stations", crate::stations::run(
-        crate::stations::StationsParts {
-            registry: registry.clone(),
-            updates: st_rx,
-            view: st_view_tx,
-        },
-        hard_stop.clone(),
-    ));
+    let stations_task = sup.spawn(
+        "stations",
+        crate::stations::run(
+            crate::stations::StationsParts {
+                registry: registry.clone(),
+                updates: st_rx,
+                view: st_view_tx,
+            },
+            hard_stop.clone(),
+        ),
+    );
     let mut engine_tasks = Vec::new();
     let mut indicator_writer_task = None;
     // Alerts: a sink of stored samples and a tap on the engines' derived points.
@@ -553,34 +556,39 @@ pub async fn run_observed(
         } else {
             drop(apts_tx);
         }
-        alert_task = Some(sup.spawn("alerts", atask::run(
-            atask::AlertParts {
-                rules,
-                registry: registry.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                samples: samples_rx,
-                points: apts_rx,
-                commands: cmd_rx,
-                view: view_tx,
-                notifiers,
-                metrics: metrics.clone(),
-                tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
-                notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
-                // "苏州市 Suzhou" → (苏州市, Suzhou)
-                area_names: settings
-                    .indicators
-                    .air
-                    .areas
-                    .iter()
-                    .map(|a| {
-                        let name = a.name.clone().unwrap_or_else(|| a.id.clone());
-                        let (zh, en) = name.split_once(' ').unwrap_or((&name, &name));
-                        (a.id.clone(), zh.to_string(), en.to_string())
-                    })
-                    .collect(),
-            },
-            hard_stop.clone(),
-        )));
+        alert_task = Some(
+            sup.spawn(
+                "alerts",
+                atask::run(
+                    atask::AlertParts {
+                        rules,
+                        registry: registry.clone(),
+                        state_dir: settings.indicators.state_dir.clone(),
+                        samples: samples_rx,
+                        points: apts_rx,
+                        commands: cmd_rx,
+                        view: view_tx,
+                        notifiers,
+                        metrics: metrics.clone(),
+                        tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
+                        notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
+                        // "苏州市 Suzhou" → (苏州市, Suzhou)
+                        area_names: settings
+                            .indicators
+                            .air
+                            .areas
+                            .iter()
+                            .map(|a| {
+                                let name = a.name.clone().unwrap_or_else(|| a.id.clone());
+                                let (zh, en) = name.split_once(' ').unwrap_or((&name, &name));
+                                (a.id.clone(), zh.to_string(), en.to_string())
+                            })
+                            .collect(),
+                    },
+                    hard_stop.clone(),
+                ),
+            ),
+        );
     }
     if settings.indicators.enabled {
         let targets = load_targets(&settings)?.map(Arc::new);
@@ -605,12 +613,7 @@ pub async fn run_observed(
         let iw = Writer::new(&settings.influxdb)?;
         indicator_writer_task = Some(sup.spawn(
             "indicator_writer",
-            crate::store::indicator_writer::run(
-            points_rx,
-            iw,
-                metrics.clone(),
-                hard_stop.clone(),
-            ),
+            crate::store::indicator_writer::run(points_rx, iw, metrics.clone(), hard_stop.clone()),
         ));
         use crate::indicators::{air_engine, water_engine};
         let (air_tx, air_rx) = mpsc::channel(64);
@@ -620,13 +623,13 @@ pub async fn run_observed(
         engine_tasks.push(sup.spawn(
             "air_engine",
             air_engine::run(
-            air_engine::AirEngineParts {
-                settings: settings.indicators.air.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                registry: registry.clone(),
-                targets: targets.clone(),
-                samples: air_rx,
-                points: points_tx.clone(),
+                air_engine::AirEngineParts {
+                    settings: settings.indicators.air.clone(),
+                    state_dir: settings.indicators.state_dir.clone(),
+                    registry: registry.clone(),
+                    targets: targets.clone(),
+                    samples: air_rx,
+                    points: points_tx.clone(),
                     view: air_view_tx,
                 },
                 hard_stop.clone(),
@@ -641,14 +644,14 @@ pub async fn run_observed(
         engine_tasks.push(sup.spawn(
             "water_engine",
             water_engine::run(
-            water_engine::WaterEngineParts {
-                settings: settings.indicators.water.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                registry: registry.clone(),
-                targets,
-                samples: water_rx,
-                sd: sd_rx,
-                points: points_tx,
+                water_engine::WaterEngineParts {
+                    settings: settings.indicators.water.clone(),
+                    state_dir: settings.indicators.state_dir.clone(),
+                    registry: registry.clone(),
+                    targets,
+                    samples: water_rx,
+                    sd: sd_rx,
+                    points: points_tx,
                     view: water_view_tx,
                 },
                 hard_stop.clone(),
@@ -674,10 +677,10 @@ pub async fn run_observed(
             Some(sup.spawn(
                 "hj212_listener",
                 crate::source::hj212_tcp::serve(
-                listener,
-                settings.hj212.clone(),
-                registry.clone(),
-                env_tx.clone(),
+                    listener,
+                    settings.hj212.clone(),
+                    registry.clone(),
+                    env_tx.clone(),
                     intake_stop.clone(),
                     m,
                 ),
@@ -718,7 +721,10 @@ pub async fn run_observed(
         failed_task: failed_rx,
         spool: spool_view,
     };
-    let http_task = sup.spawn("http", api::serve(http, api_state, routes, http_stop.clone()));
+    let http_task = sup.spawn(
+        "http",
+        api::serve(http, api_state, routes, http_stop.clone()),
+    );
     tracing::info!(
         http = %settings.http.listen,
         broker = %format!("{}:{}", settings.mqtt.host, settings.mqtt.port),
@@ -736,7 +742,9 @@ pub async fn run_observed(
         }
     };
     if failure.is_some() {
-        tracing::info!("shutting down after a task failure: stopping intake, flushing, acknowledging");
+        tracing::info!(
+            "shutting down after a task failure: stopping intake, flushing, acknowledging"
+        );
     } else {
         tracing::info!("shutting down: stopping intake, flushing, acknowledging");
     }

@@ -55,7 +55,12 @@ fn a_panicking_engine_turns_readiness_red_and_envmon_exits_non_zero_after_flushi
     // 1. 20 readings stored; ready.
     let first: Vec<_> = (0..20).map(|s| air_msg(s, 0)).collect();
     assert_eq!(
-        rt.block_on(publish_all(broker.port(), "pub-a", first, Duration::from_secs(30))),
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-a",
+            first,
+            Duration::from_secs(30)
+        )),
         20
     );
     assert_eq!(
@@ -120,7 +125,10 @@ fn a_panicking_engine_turns_readiness_red_and_envmon_exits_non_zero_after_flushi
     //    redelivers it to the next run (same persistent session) and it lands once.
     influx.resume();
     let rows = influx.rows("envmon", "SELECT pm25, station FROM air");
-    assert!(rows.len() >= 20, "the 20 stored readings are intact: {rows:?}");
+    assert!(
+        rows.len() >= 20,
+        "the 20 stored readings are intact: {rows:?}"
+    );
     for s in 0..20usize {
         let want = (100 + s * 7) as f64 / 10.0;
         assert!(
@@ -194,5 +202,8 @@ fn readiness_follows_the_writes_not_the_ping() {
     .expect("ready once a write succeeded");
     let body: serde_json::Value = serde_json::from_str(&green.1).unwrap();
     assert_eq!(body["storing"], true, "{body}");
-    assert!(body["store_last_ok_age_s"].as_f64().unwrap() < 10.0, "{body}");
+    assert!(
+        body["store_last_ok_age_s"].as_f64().unwrap() < 10.0,
+        "{body}"
+    );
 }

@@ -217,7 +217,10 @@ async fn health(State(s): State<ApiState>, started: std::time::Instant) -> impl 
         ("readings_written", "envmon_readings_written_total"),
         ("deadletters", "envmon_deadletter_total"),
         ("write_errors", "envmon_write_errors_total"),
-        ("indicator_points_written", "envmon_indicator_points_written_total"),
+        (
+            "indicator_points_written",
+            "envmon_indicator_points_written_total",
+        ),
     ] {
         body.insert(key.into(), family_sum(&text, family).into());
     }
