@@ -449,6 +449,86 @@ fn mark(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const SETTINGS: &str = r#"
+[mqtt]
+host = "127.0.0.1"
+client_id = "envmon-test"
+[[mqtt.subscriptions]]
+topic = "env/json/+"
+format = "json"
+[influxdb]
+url = "http://127.0.0.1:8086"
+api = "v1"
+database = "envmon"
+[stations]
+file = "stations.toml"
+"#;
+
+    const STATIONS: &str = r#"
+[[station]]
+id = "A1"
+name = "测试站"
+name_en = "Test"
+kind = "air_national"
+district = "D1"
+lat = 31.1
+lon = 120.1
+mn = "32050000000001"
+"#;
+
+    fn record(origin: &str, reason: &str, payload: &[u8]) -> deadletter::Record {
+        deadletter::Record::new(origin, None, reason, String::new(), payload)
+    }
+
+    #[test]
+    fn records_are_decoded_again_by_their_origin() {
+        let s = Settings::from_toml_with_env(SETTINGS, std::iter::empty()).unwrap();
+        let reg = Registry::parse(STATIONS, "stations.toml").unwrap();
+        // A reading of the HJ 212 listener kept as its JSON.
+        let mut r = Reading::new(
+            "A1",
+            "2026-11-01T00:00:00Z".parse().unwrap(),
+            crate::model::Interval::Hour,
+            "pm25",
+            35.0,
+        );
+        r.unit = Some("ug/m3".into());
+        let rec = record(
+            "hj212/tcp/127.0.0.1:40000",
+            "unknown station",
+            &serde_json::to_vec(&r).unwrap(),
+        );
+        let body = reingest(&rec, &s, &reg).unwrap();
+        assert!(
+            body.starts_with("air,") && body.contains("station=A1") && body.contains("pm25=35"),
+            "{body}"
+        );
+        // An MQTT payload, by the subscription its topic matches.
+        let json = br#"{"station":"A1","time":"2026-11-01T08:00:00+08:00","interval":"hour","readings":{"pm25":35}}"#;
+        let again = reingest(&record("env/json/A1", "unknown station", json), &s, &reg).unwrap();
+        assert_eq!(
+            again, body,
+            "the same reading is the same line (the same point)"
+        );
+        // Still unknown: the new reason.
+        let other = json.to_vec();
+        let other = String::from_utf8(other)
+            .unwrap()
+            .replace("\"A1\"", "\"B9\"");
+        let (reason, detail) = reingest(
+            &record("env/json/B9", "unknown station", other.as_bytes()),
+            &s,
+            &reg,
+        )
+        .unwrap_err();
+        assert_eq!(reason, "unknown station", "{detail}");
+        // No subscription for the topic any more.
+        let (reason, _) = reingest(&record("env/xml/A1", "bad json", json), &s, &reg).unwrap_err();
+        assert_eq!(reason, "no subscription");
+    }
+
     #[test]
     fn since_takes_rfc3339_or_a_date() {
         let t = super::parse_since("2026-12-02T08:00:00+08:00").unwrap();
