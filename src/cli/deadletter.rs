@@ -275,6 +275,16 @@ fn reingest(
     reg: &Registry,
 ) -> Result<String, (String, String)> {
     let payload = rec.payload_bytes();
+    // Lines InfluxDB refused are kept as line protocol by the spool's drain (origin `spool`):
+    // written as they are.
+    let as_lines = || {
+        let mut body = String::from_utf8_lossy(&payload).trim_end().to_string();
+        body.push('\n');
+        body
+    };
+    if rec.origin == "spool" && !payload.is_empty() {
+        return Ok(as_lines());
+    }
     let (format, vendor, topic) = match rec.origin.strip_prefix("hj212/tcp/") {
         Some(_) => (Format::Hj212, None, ""),
         None => {
@@ -315,11 +325,10 @@ fn reingest(
             };
             match decode::decode(&format, topic, &payload, &ctx) {
                 Ok(r) => r,
-                // Lines InfluxDB refused are kept as line protocol: written as they are.
+                // A line InfluxDB refused, kept as line protocol (records of earlier versions):
+                // written as it is.
                 Err(_) if rec.reason == "rejected by influxdb" && !payload.is_empty() => {
-                    let mut body = String::from_utf8_lossy(&payload).trim_end().to_string();
-                    body.push('\n');
-                    return Ok(body);
+                    return Ok(as_lines());
                 }
                 Err(e) => return Err((e.reason().to_string(), e.to_string())),
             }
@@ -524,6 +533,10 @@ mn = "32050000000001"
         )
         .unwrap_err();
         assert_eq!(reason, "unknown station", "{detail}");
+        // A line the spool's drain saw refused: written as it is.
+        let lp = b"air,station=A1 pm25=35 1793491200\n";
+        let body = reingest(&record("spool", "rejected by influxdb", lp), &s, &reg).unwrap();
+        assert_eq!(body.as_bytes(), lp);
         // No subscription for the topic any more.
         let (reason, _) = reingest(&record("env/xml/A1", "bad json", json), &s, &reg).unwrap_err();
         assert_eq!(reason, "no subscription");
