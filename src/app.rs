@@ -9,6 +9,18 @@
 //!    is left unacknowledged;
 //! 3. the MQTT source sends the remaining PUBACKs in order and disconnects (session kept);
 //! 4. the HTTP server stops.
+//!
+//! Supervision: every long-lived task is spawned through [`Supervisor::spawn`] (and the MQTT
+//! source is watched through [`MqttSource::ended`]). A task that ends or panics before shutdown
+//! began is a failure: it is logged with the task's name and why, `/readyz` turns red at once
+//! (`failed_task`), the normal shutdown path above flushes and acknowledges what it can, and
+//! [`run`] returns [`AppError::TaskEnded`], so `envmon run` exits non-zero and systemd or
+//! Kubernetes restarts it.
+//!
+//! Test hook (debug builds only, `cfg(debug_assertions)`; release builds do not read it):
+//! `ENVMON_TEST_PANIC_TASK=<task name>` makes that task panic, at once or, with
+//! `ENVMON_TEST_PANIC_FILE=<path>`, as soon as that file exists (checked every 50 ms). Names:
+//! see [`TASKS`]. `tests/supervise.rs` uses it to show a failure end to end.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -53,6 +65,154 @@ pub enum AppError {
     Notify(#[from] crate::alerts::notify::NotifyError),
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    #[error("task {task} ended unexpectedly ({reason}); envmon stopped so that it is restarted")]
+    TaskEnded { task: String, reason: String },
+}
+
+/// The supervised tasks' names (logs, `/readyz` `failed_task`, the test hook).
+pub const TASKS: &[&str] = &[
+    "pipeline",
+    "store_health",
+    "spool_drain",
+    "stations",
+    "alerts",
+    "indicator_writer",
+    "points_tee",
+    "air_engine",
+    "water_engine",
+    "hj212_listener",
+    "influxdb_probe",
+    "http",
+    "mqtt",
+];
+
+/// What a task's future returns, as the supervisor reports it.
+trait TaskOutput {
+    /// `Some(error)` when the task returned one.
+    fn error(self) -> Option<String>;
+}
+
+impl TaskOutput for () {
+    fn error(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Display> TaskOutput for Result<(), E> {
+    fn error(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
+/// Watches the long-lived tasks (see the module doc).
+#[derive(Clone)]
+struct Supervisor {
+    /// Cancelled when shutdown begins: a task ending after that is expected.
+    stopping: CancellationToken,
+    /// The first failed task, for `/readyz`.
+    failed: Arc<watch::Sender<Option<String>>>,
+    /// Every unexpected end, to the run loop.
+    ended: mpsc::UnboundedSender<(String, String)>,
+}
+
+impl Supervisor {
+    /// Spawn `fut` as the task `name`, watched.
+    fn spawn<F>(&self, name: &'static str, fut: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput + Send,
+    {
+        let this = self.clone();
+        let inner = tokio::spawn(with_test_hook(name, fut));
+        tokio::spawn(async move {
+            let why = match inner.await {
+                Ok(out) => match out.and_then(TaskOutput::error) {
+                    Some(e) => format!("returned an error: {e}"),
+                    None => "returned".to_string(),
+                },
+                Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+                Err(e) => e.to_string(),
+            };
+            this.report(name, why);
+        })
+    }
+
+    /// A task ended: a failure unless shutdown began.
+    fn report(&self, name: &str, why: String) {
+        if self.stopping.is_cancelled() {
+            return;
+        }
+        self.failed.send_if_modified(|f| {
+            if f.is_none() {
+                *f = Some(name.to_string());
+                true
+            } else {
+                false
+            }
+        });
+        tracing::error!(task = name, reason = %why, "task ended unexpectedly: readiness is red, flushing and exiting (non-zero)");
+        let _ = self.ended.send((name.to_string(), why));
+    }
+}
+
+/// The spool drain's write outcomes, as the store's health and `envmon_influxdb_up`.
+struct StoreObserver {
+    health: watch::Sender<crate::telemetry::StoreHealth>,
+    metrics: Metrics,
+}
+
+impl crate::store::deliver::WriteObserver for StoreObserver {
+    fn ok(&mut self) {
+        self.health.send_modify(|h| h.stored());
+        self.metrics.influxdb_up.set(1);
+    }
+    fn failed(&mut self, kind: &'static str, _detail: &str) {
+        self.health.send_modify(|h| h.failed(kind));
+        self.metrics.influxdb_up.set(0);
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => match p.downcast::<&'static str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "(no message)".to_string(),
+        },
+    }
+}
+
+/// `fut`, and in debug builds the test hook of the module doc. `None`: the hook fired first.
+async fn with_test_hook<F: Future>(name: &'static str, fut: F) -> Option<F::Output> {
+    #[cfg(debug_assertions)]
+    {
+        tokio::select! {
+            out = fut => Some(out),
+            () = test_panic(name) => None,
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = name;
+        Some(fut.await)
+    }
+}
+
+/// Debug builds: panics when `ENVMON_TEST_PANIC_TASK` names this task (see the module doc);
+/// otherwise never resolves.
+#[cfg(debug_assertions)]
+async fn test_panic(name: &'static str) {
+    if std::env::var("ENVMON_TEST_PANIC_TASK").ok().as_deref() != Some(name) {
+        return std::future::pending().await;
+    }
+    let file = std::env::var_os("ENVMON_TEST_PANIC_FILE").map(std::path::PathBuf::from);
+    loop {
+        if file.as_ref().is_none_or(|f| f.exists()) {
+            panic!("test hook: ENVMON_TEST_PANIC_TASK={name}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Load and validate everything `envmon run` needs, without starting anything.
@@ -266,11 +426,25 @@ pub async fn run_observed(
     let probe = Writer::new(&settings.influxdb)?;
     let http = api::bind(settings.http_addr()).await?;
 
+    // InfluxDB's answer to the health probe (shown; without a spool, readiness until the first
+    // write outcome).
     let (influx_tx, influx_rx) = watch::channel(false);
     // The health probe's own view of InfluxDB: ends a write retry's wait when it comes back.
     let (ping_tx, ping_rx) = watch::channel(false);
+    // The outcome of the writes of readings: one writer, the pipeline (spool off) or the
+    // spool's drain (spool on). The pipeline reports a bool per write, turned into a
+    // StoreHealth by the bridge below.
+    let (store_tx, store_rx) = crate::telemetry::store_health();
+    let (pipeline_up_tx, mut pipeline_up_rx) = watch::channel(false);
     let (env_tx, env_rx) = mpsc::channel(settings.pipeline.channel_capacity);
     let intake_stop = CancellationToken::new();
+    let (failed_tx, failed_rx) = watch::channel(None);
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
+    let sup = Supervisor {
+        stopping: intake_stop.clone(),
+        failed: Arc::new(failed_tx),
+        ended: ended_tx,
+    };
     let hard_stop = CancellationToken::new();
     let http_stop = CancellationToken::new();
 
@@ -280,9 +454,18 @@ pub async fn run_observed(
         deadletter,
         writer,
         metrics.clone(),
-        influx_tx.clone(),
+        pipeline_up_tx,
     );
     pipeline.set_reachable(ping_rx.clone());
+    // The pipeline's write outcomes (a bool per write) as a StoreHealth. The pipeline marks
+    // every write; `changed` sees each value at least once after it was sent.
+    let bridge_store = store_tx.clone();
+    let store_health_task = sup.spawn("store_health", async move {
+        while pipeline_up_rx.changed().await.is_ok() {
+            let ok = *pipeline_up_rx.borrow_and_update();
+            bridge_store.send_modify(|h| if ok { h.stored() } else { h.failed("write") });
+        }
+    });
     // The durable spool: the pipeline appends and acks, the drain writes to InfluxDB.
     let drain_finish = CancellationToken::new();
     let mut spool_view = None;
@@ -322,16 +505,15 @@ pub async fn run_observed(
             retry_max: Duration::from_millis(settings.influxdb.retry_max_ms),
             batch_lines: settings.influxdb.batch_size,
             reachable: ping_rx.clone(),
-            observer: Box::new(crate::pipeline::UpObserver {
-                up: influx_tx.clone(),
+            observer: Box::new(StoreObserver {
+                health: store_tx.clone(),
                 metrics: metrics.clone(),
             }),
         };
-        Some(tokio::spawn(crate::spool::drain::run(
-            parts,
-            drain_finish.clone(),
-            hard_stop.clone(),
-        )))
+        Some(sup.spawn(
+            "spool_drain",
+            crate::spool::drain::run(parts, drain_finish.clone(), hard_stop.clone()),
+        ))
     } else {
         None
     };
@@ -345,14 +527,17 @@ pub async fn run_observed(
         registry.clone(),
         settings.stations.silent_factor,
     ));
-    let stations_task = tokio::spawn(crate::stations::run(
-        crate::stations::StationsParts {
-            registry: registry.clone(),
-            updates: st_rx,
-            view: st_view_tx,
-        },
-        hard_stop.clone(),
-    ));
+    let stations_task = sup.spawn(
+        "stations",
+        crate::stations::run(
+            crate::stations::StationsParts {
+                registry: registry.clone(),
+                updates: st_rx,
+                view: st_view_tx,
+            },
+            hard_stop.clone(),
+        ),
+    );
     let mut engine_tasks = Vec::new();
     let mut indicator_writer_task = None;
     // Alerts: a sink of stored samples and a tap on the engines' derived points.
@@ -386,34 +571,39 @@ pub async fn run_observed(
         } else {
             drop(apts_tx);
         }
-        alert_task = Some(tokio::spawn(atask::run(
-            atask::AlertParts {
-                rules,
-                registry: registry.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                samples: samples_rx,
-                points: apts_rx,
-                commands: cmd_rx,
-                view: view_tx,
-                notifiers,
-                metrics: metrics.clone(),
-                tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
-                notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
-                // "苏州市 Suzhou" → (苏州市, Suzhou)
-                area_names: settings
-                    .indicators
-                    .air
-                    .areas
-                    .iter()
-                    .map(|a| {
-                        let name = a.name.clone().unwrap_or_else(|| a.id.clone());
-                        let (zh, en) = name.split_once(' ').unwrap_or((&name, &name));
-                        (a.id.clone(), zh.to_string(), en.to_string())
-                    })
-                    .collect(),
-            },
-            hard_stop.clone(),
-        )));
+        alert_task = Some(
+            sup.spawn(
+                "alerts",
+                atask::run(
+                    atask::AlertParts {
+                        rules,
+                        registry: registry.clone(),
+                        state_dir: settings.indicators.state_dir.clone(),
+                        samples: samples_rx,
+                        points: apts_rx,
+                        commands: cmd_rx,
+                        view: view_tx,
+                        notifiers,
+                        metrics: metrics.clone(),
+                        tick: Duration::from_millis(settings.alerts.tick_ms.max(50)),
+                        notify_deadline: Duration::from_secs(settings.alerts.shutdown_notify_s),
+                        // "苏州市 Suzhou" → (苏州市, Suzhou)
+                        area_names: settings
+                            .indicators
+                            .air
+                            .areas
+                            .iter()
+                            .map(|a| {
+                                let name = a.name.clone().unwrap_or_else(|| a.id.clone());
+                                let (zh, en) = name.split_once(' ').unwrap_or((&name, &name));
+                                (a.id.clone(), zh.to_string(), en.to_string())
+                            })
+                            .collect(),
+                    },
+                    hard_stop.clone(),
+                ),
+            ),
+        );
     }
     if settings.indicators.enabled {
         let targets = load_targets(&settings)?.map(Arc::new);
@@ -424,7 +614,7 @@ pub async fn run_observed(
                 let (engines_tx, mut engines_rx) =
                     mpsc::channel::<Vec<crate::store::line::Point>>(256);
                 let (writer_tx, writer_rx) = mpsc::channel(256);
-                tokio::spawn(async move {
+                sup.spawn("points_tee", async move {
                     while let Some(batch) = engines_rx.recv().await {
                         let _ = alert_tx.send(batch.clone()).await;
                         if writer_tx.send(batch).await.is_err() {
@@ -436,52 +626,56 @@ pub async fn run_observed(
             }
         };
         let iw = Writer::new(&settings.influxdb)?;
-        indicator_writer_task = Some(tokio::spawn(crate::store::indicator_writer::run(
-            points_rx,
-            iw,
-            metrics.clone(),
-            hard_stop.clone(),
-        )));
+        indicator_writer_task = Some(sup.spawn(
+            "indicator_writer",
+            crate::store::indicator_writer::run(points_rx, iw, metrics.clone(), hard_stop.clone()),
+        ));
         use crate::indicators::{air_engine, water_engine};
         let (air_tx, air_rx) = mpsc::channel(64);
         let (air_view_tx, air_view_rx) = watch::channel(Arc::new(air_engine::AirView::default()));
         pipeline.add_sink(air_tx);
         routes.push(air_engine::routes(air_view_rx));
-        engine_tasks.push(tokio::spawn(air_engine::run(
-            air_engine::AirEngineParts {
-                settings: settings.indicators.air.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                registry: registry.clone(),
-                targets: targets.clone(),
-                samples: air_rx,
-                points: points_tx.clone(),
-                view: air_view_tx,
-            },
-            hard_stop.clone(),
-        )));
+        engine_tasks.push(sup.spawn(
+            "air_engine",
+            air_engine::run(
+                air_engine::AirEngineParts {
+                    settings: settings.indicators.air.clone(),
+                    state_dir: settings.indicators.state_dir.clone(),
+                    registry: registry.clone(),
+                    targets: targets.clone(),
+                    samples: air_rx,
+                    points: points_tx.clone(),
+                    view: air_view_tx,
+                },
+                hard_stop.clone(),
+            ),
+        ));
         let (water_tx, water_rx) = mpsc::channel(64);
         let (water_view_tx, water_view_rx) =
             watch::channel(Arc::new(water_engine::WaterView::default()));
         let (sd_tx, sd_rx) = mpsc::channel(16);
         pipeline.add_sink(water_tx);
         routes.push(water_engine::routes(water_view_rx, sd_tx));
-        engine_tasks.push(tokio::spawn(water_engine::run(
-            water_engine::WaterEngineParts {
-                settings: settings.indicators.water.clone(),
-                state_dir: settings.indicators.state_dir.clone(),
-                registry: registry.clone(),
-                targets,
-                samples: water_rx,
-                sd: sd_rx,
-                points: points_tx,
-                view: water_view_tx,
-            },
-            hard_stop.clone(),
-        )));
+        engine_tasks.push(sup.spawn(
+            "water_engine",
+            water_engine::run(
+                water_engine::WaterEngineParts {
+                    settings: settings.indicators.water.clone(),
+                    state_dir: settings.indicators.state_dir.clone(),
+                    registry: registry.clone(),
+                    targets,
+                    samples: water_rx,
+                    sd: sd_rx,
+                    points: points_tx,
+                    view: water_view_tx,
+                },
+                hard_stop.clone(),
+            ),
+        ));
     }
-    let pipeline_task = tokio::spawn(pipeline.run(env_rx, hard_stop.clone()));
+    let pipeline_task = sup.spawn("pipeline", pipeline.run(env_rx, hard_stop.clone()));
 
-    let source = MqttSource::start(
+    let mut source = MqttSource::start(
         &settings.mqtt,
         env_tx.clone(),
         metrics.clone(),
@@ -495,28 +689,35 @@ pub async fn run_observed(
             let m = Arc::new(crate::source::hj212_tcp::Hj212TcpMetrics::new());
             metrics.with_registry(|r| m.register(r));
             tracing::info!(listen = %addr, "hj212 TCP listener on");
-            Some(tokio::spawn(crate::source::hj212_tcp::serve(
-                listener,
-                settings.hj212.clone(),
-                registry.clone(),
-                env_tx.clone(),
-                intake_stop.clone(),
-                m,
-            )))
+            Some(sup.spawn(
+                "hj212_listener",
+                crate::source::hj212_tcp::serve(
+                    listener,
+                    settings.hj212.clone(),
+                    registry.clone(),
+                    env_tx.clone(),
+                    intake_stop.clone(),
+                    m,
+                ),
+            ))
         }
         None => None,
     };
     drop(env_tx);
 
-    // Readiness probe of InfluxDB, independent of traffic.
+    // Health probe of InfluxDB, independent of traffic. It decides neither readiness nor
+    // `envmon_influxdb_up` once a write was tried (the writes' outcome does; one writer).
     let probe_stop = http_stop.clone();
     let probe_metrics = metrics.clone();
-    let probe_task = tokio::spawn(async move {
+    let probe_store = store_rx.clone();
+    let probe_task = sup.spawn("influxdb_probe", async move {
         loop {
             let up = probe.ping().await;
             influx_tx.send_replace(up);
             ping_tx.send_replace(up);
-            probe_metrics.influxdb_up.set(up as i64);
+            if probe_store.borrow().storing().is_none() {
+                probe_metrics.influxdb_up.set(up as i64);
+            }
             // Every 5 s while up; every second while down, so writers waiting to retry
             // learn within a second that InfluxDB is back.
             let every = if up { 5 } else { 1 };
@@ -531,9 +732,14 @@ pub async fn run_observed(
         metrics: metrics.clone(),
         mqtt: Some(source.state.clone()),
         influx_up: influx_rx,
+        store: store_rx,
+        failed_task: failed_rx,
         spool: spool_view,
     };
-    let http_task = tokio::spawn(api::serve(http, api_state, routes, http_stop.clone()));
+    let http_task = sup.spawn(
+        "http",
+        api::serve(http, api_state, routes, http_stop.clone()),
+    );
     tracing::info!(
         http = %settings.http.listen,
         broker = %format!("{}:{}", settings.mqtt.host, settings.mqtt.port),
@@ -542,8 +748,21 @@ pub async fn run_observed(
         "envmon running"
     );
 
-    shutdown.await;
-    tracing::info!("shutting down: stopping intake, flushing, acknowledging");
+    let failure = tokio::select! {
+        () = shutdown => None,
+        Some(f) = ended_rx.recv() => Some(f),
+        why = source.ended() => {
+            sup.report("mqtt", why.to_string());
+            ended_rx.recv().await
+        }
+    };
+    if failure.is_some() {
+        tracing::info!(
+            "shutting down after a task failure: stopping intake, flushing, acknowledging"
+        );
+    } else {
+        tracing::info!("shutting down: stopping intake, flushing, acknowledging");
+    }
     intake_stop.cancel();
     let deadline = Duration::from_secs(settings.pipeline.shutdown_timeout_s);
     let hs = hard_stop.clone();
@@ -580,6 +799,11 @@ pub async fn run_observed(
     http_stop.cancel();
     let _ = http_task.await;
     let _ = probe_task.await;
+    let _ = store_health_task.await;
+    if let Some((task, reason)) = failure {
+        tracing::error!(task = %task, "envmon stopped after a task failure");
+        return Err(AppError::TaskEnded { task, reason });
+    }
     tracing::info!("envmon stopped");
     Ok(())
 }

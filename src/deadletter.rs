@@ -229,9 +229,185 @@ pub fn read_all(dir: &Path) -> std::io::Result<Vec<Record>> {
     Ok(out)
 }
 
+/// The file in the dead-letter directory that lists the records `envmon deadletter replay`
+/// stored, one JSON line each ([`ReplayMark`]). Replayed records are kept, not deleted; the
+/// marks make a second replay skip them.
+pub const REPLAYED_FILE: &str = "replayed.jsonl";
+
+/// A record read back from the files, with where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// `<file name>:<line>` (1-based): stable, since the files are only appended to.
+    pub id: String,
+    pub file: String,
+    pub line: usize,
+    pub record: Record,
+}
+
+/// A line of a dead-letter file that is not a record (a torn last line after a crash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub file: String,
+    pub line: usize,
+    pub error: String,
+}
+
+/// Every record under `dir` with its id, oldest file first, and the lines that did not parse.
+pub fn read_entries(dir: &Path) -> std::io::Result<(Vec<Entry>, Vec<Unreadable>)> {
+    let mut files = list_files(dir)?;
+    files.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (path, _, _) in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = std::fs::read(&path)?;
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Record>(line) {
+                Ok(record) => out.push(Entry {
+                    id: format!("{name}:{}", i + 1),
+                    file: name.clone(),
+                    line: i + 1,
+                    record,
+                }),
+                Err(e) => bad.push(Unreadable {
+                    file: name.clone(),
+                    line: i + 1,
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+    Ok((out, bad))
+}
+
+/// One replayed record, as a line of [`REPLAYED_FILE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayMark {
+    /// The [`Entry::id`].
+    pub id: String,
+    pub replayed_at: DateTime<Utc>,
+    /// Line-protocol lines written for it.
+    pub lines: usize,
+}
+
+/// The ids of the records already replayed (no file: none). Lines that do not parse are
+/// skipped: a torn last mark makes that record count as not replayed, and replaying it again
+/// writes the same points.
+pub fn read_marks(dir: &Path) -> std::io::Result<std::collections::HashSet<String>> {
+    let text = match std::fs::read_to_string(dir.join(REPLAYED_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<ReplayMark>(l).ok())
+        .map(|m| m.id)
+        .collect())
+}
+
+/// Append marks to [`REPLAYED_FILE`] and fsync (called only after InfluxDB accepted them).
+pub fn append_marks(dir: &Path, marks: &[ReplayMark]) -> std::io::Result<()> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let mut body = Vec::new();
+    for m in marks {
+        serde_json::to_writer(&mut body, m).map_err(std::io::Error::other)?;
+        body.push(b'\n');
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(REPLAYED_FILE))?;
+    f.write_all(&body)?;
+    f.sync_data()
+}
+
+/// Text safe to print: control characters and bytes that are not UTF-8 escaped
+/// ([`crate::text::escape`], not cut), and the value of an HJ 212 `PW=` field (the data
+/// logger's password) replaced by `***`.
+pub fn printable(bytes: &[u8]) -> String {
+    // At most one character per byte: nothing is cut.
+    redact_pw(&crate::text::escape(bytes, bytes.len()))
+}
+
+/// `PW=<anything up to ; & , or the end>` → `PW=***` (HJ 212 separates fields with `;`).
+fn redact_pw(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("PW=") {
+        out.push_str(&rest[..i + 3]);
+        out.push_str("***");
+        rest = &rest[i + 3..];
+        let end = rest.find([';', '&', ',']).unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hj212_password_is_redacted() {
+        let frame =
+            b"##0101QN=20261202;ST=22;CN=2011;PW=123456;MN=32050000000001;CP=&&a34004-Rtd=35&&\r\n";
+        let p = printable(frame);
+        assert!(!p.contains("123456"), "{p}");
+        assert!(p.contains("PW=***;MN=32050000000001"), "{p}");
+        assert!(p.ends_with("&&\\r\\n"), "escaped: {p}");
+        assert_eq!(printable(b"x PW=secret"), "x PW=***");
+        assert_eq!(printable(&[0xff, b'a']), "\\xffa");
+    }
+
+    #[test]
+    fn entries_have_stable_ids_and_marks_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DeadletterSettings {
+            dir: dir.path().to_path_buf(),
+            max_file_bytes: 1 << 20,
+            max_total_bytes: 1 << 22,
+        };
+        let mut dl = DeadLetter::open(&s).unwrap();
+        for i in 0..3 {
+            let rec = Record::new("env/json/A", Some("A"), "bad json", format!("r{i}"), b"{");
+            dl.append(&rec).unwrap();
+        }
+        let file = list_files(dir.path()).unwrap().remove(0).0;
+        // A torn last line (crash mid-write).
+        OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(b"{\"time\":")
+            .unwrap();
+        let (entries, bad) = read_entries(dir.path()).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 4);
+        assert!(entries[1].id.ends_with(".jsonl:2"), "{}", entries[1].id);
+        assert_eq!(entries[2].record.detail, "r2");
+        assert!(read_marks(dir.path()).unwrap().is_empty());
+        let mark = ReplayMark {
+            id: entries[1].id.clone(),
+            replayed_at: Utc::now(),
+            lines: 1,
+        };
+        append_marks(dir.path(), &[mark]).unwrap();
+        let marks = read_marks(dir.path()).unwrap();
+        assert!(marks.contains(&entries[1].id) && marks.len() == 1);
+        // The marks file is not read as records.
+        assert_eq!(read_entries(dir.path()).unwrap().0.len(), 3);
+    }
 
     #[test]
     fn appends_rotates_and_caps() {

@@ -59,6 +59,11 @@ enum Cmd {
         #[command(subcommand)]
         what: SpoolCmd,
     },
+    /// Dead-letter records: count them, show them, or re-ingest them after a fix.
+    Deadletter {
+        #[command(subcommand)]
+        what: DeadletterCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +87,58 @@ fn spool(what: SpoolCmd) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DeadletterCmd {
+    /// Count the selected records by reason, station and file.
+    List(envmon::cli::deadletter::Selection),
+    /// Print the selected records (payload escaped, an HJ 212 password as ***).
+    Show(envmon::cli::deadletter::Selection),
+    /// Decode, normalise and store the selected records again with the current config; mark
+    /// them in replayed.jsonl. Exit 1 if some still fail (listed with their new reason).
+    Replay(envmon::cli::deadletter::ReplayArgs),
+}
+
+fn deadletter(what: DeadletterCmd) -> ExitCode {
+    use envmon::cli::deadletter as dl;
+    let r = match what {
+        DeadletterCmd::List(s) => dl::list(&s),
+        DeadletterCmd::Show(s) => dl::show(&s),
+        DeadletterCmd::Replay(a) => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the tokio runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(dl::replay(&a)) {
+                Ok(report) => {
+                    print!("{report}");
+                    return if report.failed.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -288,6 +345,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Alerts { what } => alerts(what),
+        Cmd::Deadletter { what } => deadletter(what),
         Cmd::Spool { what } => spool(what),
         Cmd::Calc { what } => match what {
             CalcCmd::Aqi(a) => print_calc(envmon::cli::calc::calc_cli(&a)),

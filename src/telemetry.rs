@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -402,4 +404,65 @@ pub struct ConnState {
     pub connected: bool,
     /// Number of the current connection (incremented at each CONNACK).
     pub epoch: u64,
+}
+
+/// The store's health as the one writer of readings sees it: when a write last succeeded and
+/// when one last failed (and how). Published on a watch channel by the pipeline (and the
+/// spool's drain task once there is one), read by `/readyz`. One writer per value, so the
+/// state cannot flap between a failing write and a health ping that still answers (a wrong
+/// token: `/ping` works, every `/write` is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The last write InfluxDB accepted.
+    pub last_ok: Option<std::time::Instant>,
+    /// The last write that failed and will be retried, with its failure kind (the
+    /// `envmon_write_errors_total{kind}` label).
+    pub last_error: Option<(std::time::Instant, String)>,
+}
+
+impl StoreHealth {
+    /// A write was accepted (call on every success; cheap).
+    pub fn stored(&mut self) {
+        self.last_ok = Some(std::time::Instant::now());
+    }
+
+    /// A write failed and is being retried.
+    pub fn failed(&mut self, kind: &str) {
+        self.last_error = Some((std::time::Instant::now(), kind.to_string()));
+    }
+
+    /// `Some(true)`: the last write outcome was a success; `Some(false)`: the last outcome was
+    /// a failure (nothing stored since); `None`: no write yet.
+    pub fn storing(&self) -> Option<bool> {
+        match (&self.last_ok, &self.last_error) {
+            (None, None) => None,
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (Some(ok), Some((err, _))) => Some(ok >= err),
+        }
+    }
+}
+
+/// A new [`StoreHealth`] channel (nothing written yet).
+pub fn store_health() -> (watch::Sender<StoreHealth>, watch::Receiver<StoreHealth>) {
+    watch::channel(StoreHealth::default())
+}
+
+#[cfg(test)]
+mod store_health_tests {
+    use super::StoreHealth;
+
+    #[test]
+    fn the_last_outcome_decides() {
+        let mut h = StoreHealth::default();
+        assert_eq!(h.storing(), None);
+        h.failed("auth");
+        assert_eq!(h.storing(), Some(false));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        h.stored();
+        assert_eq!(h.storing(), Some(true));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        h.failed("timeout");
+        assert_eq!(h.storing(), Some(false));
+    }
 }

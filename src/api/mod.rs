@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::ConnState;
 use crate::telemetry::Metrics;
+use crate::telemetry::StoreHealth;
 
 /// What the API reads.
 #[derive(Clone)]
@@ -29,24 +30,73 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// MQTT connection state; `None` when no MQTT source runs.
     pub mqtt: Option<watch::Receiver<ConnState>>,
-    /// Last known InfluxDB reachability.
+    /// InfluxDB's answer to the health probe (`/ping`, `/health`): shown, and without a spool
+    /// the store's readiness until the first write outcome.
     pub influx_up: watch::Receiver<bool>,
+    /// The outcome of the writes of readings, published by their one writer (the pipeline, or
+    /// with the spool on its drain task).
+    pub store: watch::Receiver<StoreHealth>,
+    /// The long-lived task that ended unexpectedly (`app`'s supervisor): readiness is red from
+    /// that moment until the process exits.
+    pub failed_task: watch::Receiver<Option<String>>,
     /// The durable spool's state; `None` when `spool.enabled = false`.
     pub spool: Option<crate::spool::SpoolView>,
 }
 
-/// Whether envmon can take data: the broker is connected, and either the spool accepts
-/// appends (InfluxDB may be down meanwhile: the spool holds the data) or, without a spool,
-/// InfluxDB is reachable.
-fn is_ready(s: &ApiState) -> (bool, Option<bool>, bool, Option<crate::spool::SpoolStatus>) {
-    let broker = s.mqtt.as_ref().map(|m| m.borrow().connected);
-    let influx = *s.influx_up.borrow();
-    let spool = s.spool.as_ref().map(|v| v.status());
-    let store_ok = match &spool {
-        Some(st) => st.state == "ok",
-        None => influx,
-    };
-    (broker.unwrap_or(true) && store_ok, broker, influx, spool)
+/// The readiness judgement shared by `/readyz` and `/api/v1/health`.
+struct Readiness {
+    ready: bool,
+    broker: Option<bool>,
+    influx: bool,
+    store: StoreHealth,
+    failed_task: Option<String>,
+    spool: Option<crate::spool::SpoolStatus>,
+}
+
+impl Readiness {
+    /// Whether envmon can take data: the broker is connected (if one is configured), no
+    /// supervised task has ended, and the data has somewhere to go: with the spool, the spool
+    /// accepts appends (InfluxDB may be down meanwhile: the spool holds the data); without it,
+    /// the last write of readings succeeded (before the first write: the health probe answers).
+    fn of(s: &ApiState) -> Readiness {
+        let broker = s.mqtt.as_ref().map(|m| m.borrow().connected);
+        let influx = *s.influx_up.borrow();
+        let store = s.store.borrow().clone();
+        let failed_task = s.failed_task.borrow().clone();
+        let spool = s.spool.as_ref().map(|v| v.status());
+        let store_ok = match &spool {
+            Some(st) => st.state == "ok",
+            None => store.storing().unwrap_or(influx),
+        };
+        Readiness {
+            ready: broker.unwrap_or(true) && store_ok && failed_task.is_none(),
+            broker,
+            influx,
+            store,
+            failed_task,
+            spool,
+        }
+    }
+
+    /// The keys `/readyz` answers with (the `/api/v1/health` object starts with the same).
+    fn json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let age = |t: Option<std::time::Instant>| t.map(|t| t.elapsed().as_secs_f64());
+        let v = serde_json::json!({
+            "ready": self.ready,
+            "mqtt_connected": self.broker,
+            "influxdb_reachable": self.influx,
+            "spool": self.spool,
+            "storing": self.store.storing(),
+            "store_last_ok_age_s": age(self.store.last_ok),
+            "store_last_error": self.store.last_error.as_ref().map(|e| e.1.clone()),
+            "store_last_error_age_s": age(self.store.last_error.as_ref().map(|e| e.0)),
+            "failed_task": self.failed_task,
+        });
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,38 +206,36 @@ fn family_sum(text: &str, name: &str) -> u64 {
 
 /// `GET /api/v1/health`: readiness plus a few of envmon's own counters, for the status page.
 async fn health(State(s): State<ApiState>, started: std::time::Instant) -> impl IntoResponse {
-    let (ready, broker, influx, spool) = is_ready(&s);
+    let r = Readiness::of(&s);
     let text = s.metrics.render();
-    Json(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": started.elapsed().as_secs(),
-        "ready": ready,
-        "mqtt_connected": broker,
-        "influxdb_reachable": influx,
-        "spool": spool,
-        "messages_received": family_sum(&text, "envmon_messages_received_total"),
-        "readings_written": family_sum(&text, "envmon_readings_written_total"),
-        "deadletters": family_sum(&text, "envmon_deadletter_total"),
-        "write_errors": family_sum(&text, "envmon_write_errors_total"),
-        "indicator_points_written": family_sum(&text, "envmon_indicator_points_written_total"),
-        "acks_pending": s.metrics.acks_pending.get(),
-    }))
+    let mut body = serde_json::Map::new();
+    body.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    body.insert("uptime_s".into(), started.elapsed().as_secs().into());
+    body.extend(r.json());
+    for (key, family) in [
+        ("messages_received", "envmon_messages_received_total"),
+        ("readings_written", "envmon_readings_written_total"),
+        ("deadletters", "envmon_deadletter_total"),
+        ("write_errors", "envmon_write_errors_total"),
+        (
+            "indicator_points_written",
+            "envmon_indicator_points_written_total",
+        ),
+    ] {
+        body.insert(key.into(), family_sum(&text, family).into());
+    }
+    body.insert("acks_pending".into(), s.metrics.acks_pending.get().into());
+    Json(serde_json::Value::Object(body))
 }
 
 async fn readyz(State(s): State<ApiState>) -> impl IntoResponse {
-    let (ready, broker, influx, spool) = is_ready(&s);
-    let body = serde_json::json!({
-        "ready": ready,
-        "mqtt_connected": broker,
-        "influxdb_reachable": influx,
-        "spool": spool,
-    });
-    let code = if ready {
+    let r = Readiness::of(&s);
+    let code = if r.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(body))
+    (code, Json(serde_json::Value::Object(r.json())))
 }
 
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {

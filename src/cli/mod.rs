@@ -4,6 +4,8 @@
 //! - [`calc`]: `envmon calc aqi|water-class|tli`, with one parameter-name parser.
 //! - [`decode`]: `envmon decode`: explain how a payload decodes and normalises.
 //! - [`alerts`]: `envmon alerts check|backtest`.
+//! - [`deadletter`]: `envmon deadletter list|show|replay`: the dead-letter files offline, and
+//!   re-ingesting them after a fix.
 //! - [`stations`]: `envmon stations`: the registry with each station's online / silent state.
 //! - [`spool`]: `envmon spool inspect|verify`: the durable spool read offline.
 //!
@@ -11,6 +13,7 @@
 
 pub mod alerts;
 pub mod calc;
+pub mod deadletter;
 pub mod decode;
 pub mod spool;
 pub mod stations;

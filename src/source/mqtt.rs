@@ -195,6 +195,21 @@ impl MqttSource {
 
     /// Wait until every forwarded message is acked (or known not to be), then disconnect.
     /// Call after the pipeline has finished (so every waiter has resolved).
+    /// Resolves when the poll task or the ack task has ended (before shutdown: a failure, for
+    /// `app`'s supervisor). Looks every 100 ms without taking the tasks' results, so
+    /// [`MqttSource::shutdown`] can still await them.
+    pub async fn ended(&mut self) -> &'static str {
+        loop {
+            if self.poll_task.is_finished() {
+                return "the MQTT poll task ended";
+            }
+            if self.ack_task.is_finished() {
+                return "the MQTT ack task ended";
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn shutdown(self, deadline: Duration) {
         if tokio::time::timeout(deadline, self.ack_task).await.is_err() {
             tracing::warn!("mqtt: ack task did not finish before the deadline");

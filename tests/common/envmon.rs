@@ -67,6 +67,8 @@ pub struct EnvmonOpts {
     pub spool: bool,
     /// Extra keys of the `[spool]` table (e.g. `max_bytes = 100000`).
     pub spool_extra: String,
+    /// Environment variables of the `envmon run` process (e.g. a debug-build test hook).
+    pub env: Vec<(String, String)>,
 }
 
 impl EnvmonOpts {
@@ -87,6 +89,7 @@ impl EnvmonOpts {
             log_extra: String::new(),
             spool: true,
             spool_extra: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct Envmon {
     config: PathBuf,
     child: Option<Child>,
     starts: usize,
+    /// Environment of the next [`Envmon::start_again`] (from [`EnvmonOpts::env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Envmon {
@@ -193,6 +198,7 @@ dir = "{spool_dir}"
             config: config_path,
             child: None,
             starts: 0,
+            env: o.env.clone(),
         };
         e.start_again();
         e
@@ -221,6 +227,7 @@ dir = "{spool_dir}"
             .arg("run")
             .arg("--config")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -272,6 +279,23 @@ dir = "{spool_dir}"
                 return false;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait (bounded) for the process to exit on its own; its exit status, `None` if it is
+    /// still running at `timeout` (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -46,13 +46,19 @@ pub fn snapshot_path(dir: &Path) -> PathBuf {
 
 /// Write the state atomically (temp file in the same directory, then rename).
 pub fn save_snapshot(dir: &Path, state: &EngineState) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
     let body = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    write_snapshot(dir, &body)
+}
+
+/// The file half of [`save_snapshot`]: `body` (the serialised state) to a temp file in `dir`,
+/// fsync, rename. Blocking: the engine task runs it on a blocking thread ([`save`]).
+fn write_snapshot(dir: &Path, body: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
+        f.write_all(body)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, snapshot_path(dir))
@@ -131,7 +137,7 @@ pub async fn run(mut parts: AirEngineParts, hard_stop: CancellationToken) {
             }
             _ = snap_tick.tick() => {
                 if snap_dirty {
-                    save(&parts.state_dir, engine.state());
+                    save(&parts.state_dir, engine.state()).await;
                     snap_dirty = false;
                 }
             }
@@ -139,12 +145,24 @@ pub async fn run(mut parts: AirEngineParts, hard_stop: CancellationToken) {
         }
     }
     parts.view.send_replace(Arc::new(engine.view()));
-    save(&parts.state_dir, engine.state());
+    save(&parts.state_dir, engine.state()).await;
 }
 
-fn save(dir: &Path, state: &EngineState) {
-    if let Err(e) = save_snapshot(dir, state) {
+/// Save the state: serialised on the engine task (it owns the state), written and fsynced on a
+/// blocking thread so the runtime's workers never wait for the disk.
+async fn save(dir: &Path, state: &EngineState) {
+    let warn = |e: &dyn std::fmt::Display| {
         tracing::warn!(dir = %dir.display(), error = %e, "空气引擎快照写入失败 air engine snapshot not written");
+    };
+    let body = match serde_json::to_vec(state) {
+        Ok(b) => b,
+        Err(e) => return warn(&e),
+    };
+    let d = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || write_snapshot(&d, &body)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn(&e),
+        Err(e) => warn(&e),
     }
 }
 
