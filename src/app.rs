@@ -72,7 +72,6 @@ pub enum AppError {
 /// The supervised tasks' names (logs, `/readyz` `failed_task`, the test hook).
 pub const TASKS: &[&str] = &[
     "pipeline",
-    "store_health",
     "spool_drain",
     "stations",
     "alerts",
@@ -152,23 +151,6 @@ impl Supervisor {
         });
         tracing::error!(task = name, reason = %why, "task ended unexpectedly: readiness is red, flushing and exiting (non-zero)");
         let _ = self.ended.send((name.to_string(), why));
-    }
-}
-
-/// The spool drain's write outcomes, as the store's health and `envmon_influxdb_up`.
-struct StoreObserver {
-    health: watch::Sender<crate::telemetry::StoreHealth>,
-    metrics: Metrics,
-}
-
-impl crate::store::deliver::WriteObserver for StoreObserver {
-    fn ok(&mut self) {
-        self.health.send_modify(|h| h.stored());
-        self.metrics.influxdb_up.set(1);
-    }
-    fn failed(&mut self, kind: &'static str, _detail: &str) {
-        self.health.send_modify(|h| h.failed(kind));
-        self.metrics.influxdb_up.set(0);
     }
 }
 
@@ -432,10 +414,8 @@ pub async fn run_observed(
     // The health probe's own view of InfluxDB: ends a write retry's wait when it comes back.
     let (ping_tx, ping_rx) = watch::channel(false);
     // The outcome of the writes of readings: one writer, the pipeline (spool off) or the
-    // spool's drain (spool on). The pipeline reports a bool per write, turned into a
-    // StoreHealth by the bridge below.
+    // spool's drain (spool on).
     let (store_tx, store_rx) = crate::telemetry::store_health();
-    let (pipeline_up_tx, mut pipeline_up_rx) = watch::channel(false);
     let (env_tx, env_rx) = mpsc::channel(settings.pipeline.channel_capacity);
     let intake_stop = CancellationToken::new();
     let (failed_tx, failed_rx) = watch::channel(None);
@@ -454,18 +434,9 @@ pub async fn run_observed(
         deadletter,
         writer,
         metrics.clone(),
-        pipeline_up_tx,
+        store_tx.clone(),
     );
     pipeline.set_reachable(ping_rx.clone());
-    // The pipeline's write outcomes (a bool per write) as a StoreHealth. The pipeline marks
-    // every write; `changed` sees each value at least once after it was sent.
-    let bridge_store = store_tx.clone();
-    let store_health_task = sup.spawn("store_health", async move {
-        while pipeline_up_rx.changed().await.is_ok() {
-            let ok = *pipeline_up_rx.borrow_and_update();
-            bridge_store.send_modify(|h| if ok { h.stored() } else { h.failed("write") });
-        }
-    });
     // The durable spool: the pipeline appends and acks, the drain writes to InfluxDB.
     let drain_finish = CancellationToken::new();
     let mut spool_view = None;
@@ -505,8 +476,8 @@ pub async fn run_observed(
             retry_max: Duration::from_millis(settings.influxdb.retry_max_ms),
             batch_lines: settings.influxdb.batch_size,
             reachable: ping_rx.clone(),
-            observer: Box::new(StoreObserver {
-                health: store_tx.clone(),
+            observer: Box::new(crate::pipeline::UpObserver {
+                up: store_tx.clone(),
                 metrics: metrics.clone(),
             }),
         };
@@ -799,7 +770,6 @@ pub async fn run_observed(
     http_stop.cancel();
     let _ = http_task.await;
     let _ = probe_task.await;
-    let _ = store_health_task.await;
     if let Some((task, reason)) = failure {
         tracing::error!(task = %task, "envmon stopped after a task failure");
         return Err(AppError::TaskEnded { task, reason });

@@ -111,7 +111,7 @@ pub struct Pipeline {
     writer: Writer,
     metrics: Metrics,
     sinks: Vec<SampleSink>,
-    influx_up: watch::Sender<bool>,
+    influx_up: watch::Sender<crate::telemetry::StoreHealth>,
     batch: Batch,
     /// Receipt time of the envelope being ingested.
     current_received: chrono::DateTime<Utc>,
@@ -134,17 +134,17 @@ pub struct Pipeline {
 
 /// Reports write results to readiness and `envmon_influxdb_up`.
 pub struct UpObserver {
-    pub up: watch::Sender<bool>,
+    pub up: watch::Sender<crate::telemetry::StoreHealth>,
     pub metrics: Metrics,
 }
 
 impl WriteObserver for UpObserver {
     fn ok(&mut self) {
-        let _ = self.up.send_replace(true);
+        self.up.send_modify(|h| h.stored());
         self.metrics.influxdb_up.set(1);
     }
-    fn failed(&mut self, _kind: &'static str, _detail: &str) {
-        let _ = self.up.send_replace(false);
+    fn failed(&mut self, kind: &'static str, _detail: &str) {
+        self.up.send_modify(|h| h.failed(kind));
         self.metrics.influxdb_up.set(0);
     }
 }
@@ -163,7 +163,7 @@ impl Pipeline {
         deadletter: DeadLetter,
         writer: Writer,
         metrics: Metrics,
-        influx_up: watch::Sender<bool>,
+        influx_up: watch::Sender<crate::telemetry::StoreHealth>,
     ) -> Pipeline {
         Pipeline {
             window: window::Window::new(settings.mqtt.inflight_window),

@@ -122,7 +122,7 @@ fn quarantined(m: &SpoolMetrics, reason: &str) -> u64 {
 /// Run a drain over what `open` found until `depth_records` is 0 (bounded), then stop it.
 async fn drain_all(env: &Env, opened: spool::Opened, m: &SpoolMetrics, metrics: &Metrics) {
     let (_ping_tx, ping_rx) = watch::channel(true);
-    let (up_tx, _up_rx) = watch::channel(true);
+    let (up_tx, _up_rx) = envmon::telemetry::store_health();
     let mut state = opened.drain_state_rx.clone();
     let parts = drain::DrainParts {
         dir: env.spool_dir(),
@@ -379,7 +379,7 @@ fn a_full_spool_blocks_appends_until_the_drain_makes_room() {
     let mut writer_back = None;
     rt.block_on(async {
         let (_ping_tx, ping_rx) = watch::channel(true);
-        let (up_tx, _) = watch::channel(true);
+        let (up_tx, _) = envmon::telemetry::store_health();
         let parts = drain::DrainParts {
             dir: env.spool_dir(),
             from: p.drain_from,

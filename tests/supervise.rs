@@ -180,7 +180,7 @@ fn readiness_follows_the_writes_not_the_ping() {
     .expect("not ready while writes fail");
     let body: serde_json::Value = serde_json::from_str(&red.1).unwrap();
     assert_eq!(body["storing"], false, "{body}");
-    assert_eq!(body["store_last_error"], "write", "{body}");
+    assert_eq!(body["store_last_error"], "not_found", "{body}");
     // Two probe rounds: never green meanwhile, though the ping answers.
     let until = Instant::now() + Duration::from_secs(12);
     let mut polls = 0;
