@@ -176,16 +176,23 @@ fn status_page_renders_the_city_aqi_every_station_and_no_errors_in_headless_chro
     let expected_stations = registry_count(&root.join("config/stations.toml"));
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
+    // A pollution episode at GS-A01 that is on for the whole back-fill (5 h) and the run: the
+    // episode is on in the first half of every period (epoch-aligned), so take a period whose
+    // first half holds the last 6 h and the next hour. Its hourly PM2.5 (≥ 400 µg/m³) fires
+    // the demo's hourly rule whatever the simulated weather of the day (a clean day alone
+    // fires nothing).
+    let now = chrono::Utc::now().timestamp();
+    let period = (48..400)
+        .map(|h| h * 3600)
+        .find(|p| {
+            let r = now.rem_euclid(*p);
+            r >= 6 * 3600 && 2 * r + 2 * 3600 < *p
+        })
+        .expect("a period from 48 h to 400 h fits");
+    let faults = format!("offline:WJ-A01,episode:GS-A01={period}s");
     let demo = Command::new(env!("CARGO_BIN_EXE_envmon"))
         .current_dir(&root)
-        .args([
-            "demo",
-            "--duration",
-            "120s",
-            "--faults",
-            "offline:WJ-A01",
-            "--http",
-        ])
+        .args(["demo", "--duration", "120s", "--faults", &faults, "--http"])
         .arg(format!("127.0.0.1:{http}"))
         .arg("--data-dir")
         .arg(dir.path())

@@ -18,7 +18,7 @@
 //! | `duplicate`  | the same message published twice in a row               | fraction (`2%`)          | all stations              |
 //! | `backfill`   | silent from the start for a window, then sends it late  | window (`6h`)            | one station (from seed)   |
 //! | `clock_skew` | time stamps off by an offset                            | signed `+7m`, `-90s` (per station ±3…15 min from seed) | one station (from seed) |
-//! | `episode`    | pollution episode: PM2.5 ×4 (at least 150 µg/m³), PM10 ×3, in the first half of every PERIOD | period (`10m`) | one air station (from seed) |
+//! | `episode`    | pollution episode: PM2.5 ×4 (at least 400 µg/m³), PM10 ×3, in the first half of every PERIOD | period (`10m`) | one air station (from seed) |
 //! | `maintenance`| maintenance window: every reading flagged `M` in the first half of every PERIOD | period (`10m`) | one station (from seed) |
 //!
 //! Example: `offline:GS-A01,flatline:WJ-A01/no2,spike=0.5%,malformed,duplicate=5%,backfill=2h,clock_skew:SIP-A01=-12m,episode:MS-GS-001=10m,maintenance:WJ-A01`.
@@ -37,9 +37,9 @@
 //! per PERIOD (e.g. micro-stations), and only when there are none among all candidates.
 //!
 //! - **episode** (air stations only; `*` means every air station, a water station named is an
-//!   error): PM2.5 is multiplied by 4 and raised to at least 150 µg/m³, so it is far above
-//!   115 µg/m³, the HJ 633-2012 Table 1 PM2.5 24-hour breakpoint of IAQI 150 (150 µg/m³ is the
-//!   breakpoint of IAQI 200); PM10 is multiplied by 3 and kept at least its coarse part above
+//!   error): PM2.5 is multiplied by 4 and raised to at least 400 µg/m³, so it is above
+//!   350 µg/m³, the HJ 633-2012 Table 1 PM2.5 24-hour breakpoint of IAQI 400 (and far above
+//!   115 µg/m³, IAQI 150); PM10 is multiplied by 3 and kept at least its coarse part above
 //!   the new PM2.5. Other parameters are untouched.
 //! - **maintenance**: every reading carries the HJ 212-2017 data flag (数据标记) `M`,
 //!   维护期间数据 (data during maintenance); values stay what the model gives. envmon JSON

@@ -140,7 +140,7 @@ FAULTS (--faults LIST, comma-separated ITEMs):
                            (default 6h; default one station)
   clock_skew[:IDs][=OFF]   time stamps off by OFF, e.g. +7m or -90s (default +-3..15 min per
                            station from the seed; default one station)
-  episode[:IDs][=PERIOD]   pollution episode: PM2.5 x4 (at least 150 ug/m3, far above 115 =
+  episode[:IDs][=PERIOD]   pollution episode: PM2.5 x4 (at least 400 ug/m3, far above 115 =
                            IAQI 150), PM10 x3, in the first half of every PERIOD (default 10m)
                            of the data's own time; air stations only (* = every air station)
   maintenance[:IDs][=PERIOD]
