@@ -67,6 +67,8 @@ pub struct EnvmonOpts {
     pub spool: bool,
     /// Extra keys of the `[spool]` table (e.g. `max_bytes = 100000`).
     pub spool_extra: String,
+    /// Extra keys of the `[mqtt]` table (e.g. `broker_queue_warn_s = 1`).
+    pub mqtt_extra: String,
 }
 
 impl EnvmonOpts {
@@ -87,6 +89,7 @@ impl EnvmonOpts {
             log_extra: String::new(),
             spool: true,
             spool_extra: String::new(),
+            mqtt_extra: String::new(),
         }
     }
 }
@@ -124,6 +127,7 @@ keep_alive_s = 5
 {window}
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
+{mqtt_extra}
 [[mqtt.subscriptions]]
 topic = "env/json/+"
 format = "json"
@@ -180,6 +184,7 @@ dir = "{spool_dir}"
             http_extra = o.http_extra,
             alerts = o.alerts,
             log_extra = o.log_extra,
+            mqtt_extra = o.mqtt_extra,
             indicators = o.indicators,
             spool = o.spool,
             spool_dir = dir.path().join("spool").display(),
