@@ -1097,7 +1097,11 @@ file = "config/stations.toml"
         assert!(e.contains("QoS 0"), "{e}");
         let one = MIN.replace("format = \"json\"", "format = \"json\"\nqos = 2");
         assert_eq!(
-            Settings::from_toml_with_env(&one, env(&[])).unwrap().mqtt.subscriptions[0].qos,
+            Settings::from_toml_with_env(&one, env(&[]))
+                .unwrap()
+                .mqtt
+                .subscriptions[0]
+                .qos,
             2
         );
     }

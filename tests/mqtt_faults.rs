@@ -106,7 +106,12 @@ fn an_oversized_message_is_dead_lettered_and_ingest_goes_on() {
     assert_eq!(rec.payload_bytes().len(), 4096, "truncated to 4 KiB");
     assert!(rec.payload_bytes().starts_with(br#"{"station":"A001""#));
     // Acked (so the broker will not send it again) and counted.
-    wait_metric(&envmon, "envmon_acks_sent_total", 51.0, Duration::from_secs(10));
+    wait_metric(
+        &envmon,
+        "envmon_acks_sent_total",
+        51.0,
+        Duration::from_secs(10),
+    );
     assert_eq!(envmon.metric("envmon_acks_sent_total"), 51.0);
     assert_eq!(envmon.metric("envmon_acks_pending"), 0.0);
     let (_, m) = envmon.get("/metrics").unwrap();
@@ -150,7 +155,12 @@ fn acks_released_while_the_connection_is_down_are_not_sent_on_the_next_one() {
         N
     );
     assert_eq!(
-        wait_metric(&envmon, "envmon_acks_pending", N as f64, Duration::from_secs(20)),
+        wait_metric(
+            &envmon,
+            "envmon_acks_pending",
+            N as f64,
+            Duration::from_secs(20)
+        ),
         N as f64,
         "all {N} received and waiting:\n{}",
         envmon.log()
@@ -177,7 +187,12 @@ fn acks_released_while_the_connection_is_down_are_not_sent_on_the_next_one() {
     broker.start_again();
     // The broker redelivers the 20 unacknowledged messages; envmon stores them again (the
     // same points) and acks them on this connection.
-    wait_metric(&envmon, "envmon_mqtt_connects_total", 2.0, Duration::from_secs(20));
+    wait_metric(
+        &envmon,
+        "envmon_mqtt_connects_total",
+        2.0,
+        Duration::from_secs(20),
+    );
     let acked = wait_until(Duration::from_secs(30), || {
         (envmon.metric("envmon_acks_sent_total") >= N as f64
             && envmon.metric("envmon_acks_pending") == 0.0)
@@ -190,15 +205,25 @@ fn acks_released_while_the_connection_is_down_are_not_sent_on_the_next_one() {
     let pubacks = log
         .matches(&format!("Received PUBACK from {}", opts.client_id))
         .count();
-    assert_eq!(pubacks, N, "PUBACKs the broker received from envmon:\n{log}");
+    assert_eq!(
+        pubacks, N,
+        "PUBACKs the broker received from envmon:\n{log}"
+    );
     assert_eq!(
         envmon.metric("envmon_acks_sent_total"),
         N as f64,
         "one PUBACK per redelivered message, none left over from the old connection"
     );
-    assert_eq!(sent_while_down, 0.0, "no PUBACK queued while the broker was away");
+    assert_eq!(
+        sent_while_down, 0.0,
+        "no PUBACK queued while the broker was away"
+    );
     assert!(envmon.metric("envmon_acks_stale_total") >= N as f64);
-    assert_eq!(influx.count("envmon", "air", "pm25"), N as u64, "no duplicate");
+    assert_eq!(
+        influx.count("envmon", "air", "pm25"),
+        N as u64,
+        "no duplicate"
+    );
 
     // The broker holds nothing more for the session: a restarted envmon receives nothing.
     assert!(envmon.terminate());
@@ -255,8 +280,7 @@ fn drops_at_the_broker_and_long_waits_for_acks_are_visible() {
     assert!(age >= 2.0, "{age}");
     let log = wait_until(Duration::from_secs(5), || {
         let l = envmon.log();
-        (l.contains("the broker dropped") || l.contains("the broker reports"))
-            .then_some(l)
+        (l.contains("the broker dropped") || l.contains("the broker reports")).then_some(l)
     })
     .unwrap_or_else(|| panic!("no drop warning:\n{}", envmon.log()));
     assert!(
@@ -282,7 +306,10 @@ fn drops_at_the_broker_and_long_waits_for_acks_are_visible() {
     .expect("stored after InfluxDB came back");
     let received = envmon.metric("envmon_messages_received_total");
     let stored = influx.count("envmon", "air", "pm25") as f64;
-    assert_eq!(stored, received, "only data messages went into the pipeline");
+    assert_eq!(
+        stored, received,
+        "only data messages went into the pipeline"
+    );
     assert_eq!(
         stored + envmon.metric("envmon_broker_dropped_messages"),
         N as f64,

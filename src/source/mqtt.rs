@@ -385,11 +385,7 @@ impl PollCtx {
             connected: true,
             epoch,
         });
-        tracing::info!(
-            session_present,
-            connection = epoch,
-            "mqtt connected"
-        );
+        tracing::info!(session_present, connection = epoch, "mqtt connected");
         if let Err(e) = self.client.try_subscribe_many(self.filters.clone()) {
             tracing::error!(error = %e, "mqtt: cannot queue SUBSCRIBE");
         }
@@ -554,7 +550,12 @@ enum AckSent {
 /// Queue the PUBACK of `p` only if its connection is the live one, checked under the
 /// connection lock (see the module docs). Never blocks while holding the lock; waits 1 ms
 /// between tries while rumqttc's request channel is full, at most `deadline`.
-async fn queue_ack(conn: &ConnLock, client: &AsyncClient, p: &Pending, deadline: Duration) -> AckSent {
+async fn queue_ack(
+    conn: &ConnLock,
+    client: &AsyncClient,
+    p: &Pending,
+    deadline: Duration,
+) -> AckSent {
     let until = Instant::now() + deadline;
     loop {
         {
