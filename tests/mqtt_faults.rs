@@ -323,3 +323,44 @@ fn drops_at_the_broker_and_long_waits_for_acks_are_visible() {
     );
     assert_eq!(envmon.metric("envmon_mqtt_subscribed"), 1.0);
 }
+
+/// A broker that closes the connection when a client subscribes to a `$` topic (rumqttd, the
+/// demo's broker, does): envmon stops asking for `$SYS` after the first time and ingests
+/// normally, instead of reconnecting forever.
+#[cfg(feature = "demo")]
+#[test]
+fn a_broker_that_disconnects_on_sys_subscriptions_costs_one_reconnect() {
+    use ::envmon::broker::{start_embedded, BrokerOptions};
+    let broker = start_embedded("127.0.0.1:0".parse().unwrap(), BrokerOptions::default())
+        .expect("embedded broker");
+    let influx = Influx1::start();
+    influx.create_db("envmon");
+    let envmon = Envmon::start(&EnvmonOpts::v1(broker.addr().port(), influx.url()));
+    let rt = runtime();
+    let msgs: Vec<_> = (0..10).map(good).collect();
+    assert_eq!(
+        rt.block_on(publish_all(
+            broker.addr().port(),
+            "pub-rumqttd",
+            msgs,
+            Duration::from_secs(20)
+        )),
+        10
+    );
+    assert_eq!(
+        influx.wait_count("envmon", "air", "pm25", 10, Duration::from_secs(30)),
+        10,
+        "{}",
+        envmon.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        envmon.metric("envmon_mqtt_connects_total"),
+        2.0,
+        "{}",
+        envmon.log()
+    );
+    assert_eq!(envmon.metric("envmon_mqtt_connected"), 1.0);
+    assert!(envmon.log().contains("not subscribing to it again"));
+    broker.shutdown();
+}

@@ -257,26 +257,19 @@ impl MqttSource {
         let conn: ConnLock = Arc::new(Mutex::new(ConnState::default()));
         let (in_tx, in_rx) = mpsc::channel(INTAKE_CAPACITY);
         let poll_stop = CancellationToken::new();
-        let mut filters: Vec<SubscribeFilter> = settings
+        let filters: Vec<SubscribeFilter> = settings
             .subscriptions
             .iter()
             .map(|s| SubscribeFilter::new(effective_filter(settings, s), qos(s.qos)))
             .collect();
-        let data_filters = filters.len();
-        if settings.broker_sys_topics {
-            // Telemetry, not data: QoS 0, never shared (every instance reads the counter),
-            // the last filter of the same SUBSCRIBE so its SUBACK code is the last one.
-            filters.push(SubscribeFilter::new(
-                SYS_DROPPED_TOPIC.to_string(),
-                QoS::AtMostOnce,
-            ));
-        }
         let ka = keep_alive(settings);
         let poll_task = tokio::spawn(poll_loop(
             PollCtx {
                 client: client.clone(),
                 filters,
-                data_filters,
+                sys: settings.broker_sys_topics,
+                sub_order: VecDeque::new(),
+                sub_pkids: Vec::new(),
                 in_tx,
                 state: state_tx,
                 conn: conn.clone(),
@@ -337,9 +330,17 @@ impl MqttSource {
 /// The poll task's state besides the event loop.
 struct PollCtx {
     client: AsyncClient,
-    /// The data subscriptions, then (when `mqtt.broker_sys_topics`) the `$SYS` one.
+    /// The data subscriptions (one SUBSCRIBE).
     filters: Vec<SubscribeFilter>,
-    data_filters: usize,
+    /// Subscribe to the broker's drop counter (`mqtt.broker_sys_topics`), in a SUBSCRIBE of its
+    /// own after the data one; turned off for the rest of the process if a broker closes the
+    /// connection before answering it (rumqttd, for one, disconnects a client that subscribes
+    /// to a `$` topic).
+    sys: bool,
+    /// SUBSCRIBEs queued on this connection and not yet written, in order.
+    sub_order: VecDeque<SubKind>,
+    /// SUBSCRIBEs written on this connection and not yet answered, by packet id.
+    sub_pkids: Vec<(u16, SubKind)>,
     in_tx: mpsc::Sender<(u64, Publish)>,
     state: watch::Sender<ConnState>,
     conn: ConnLock,
@@ -347,6 +348,13 @@ struct PollCtx {
     reconnect: Reconnect,
     /// The broker's drop counter as last read.
     dropped_seen: Option<i64>,
+}
+
+/// Which of envmon's SUBSCRIBE packets a SUBACK answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubKind {
+    Data,
+    Sys,
 }
 
 impl PollCtx {
@@ -362,6 +370,21 @@ impl PollCtx {
             eventloop.clean();
             was
         };
+        // Subscriptions are made again at the next CONNACK; a SUBSCRIBE left over from this
+        // connection would only confuse which SUBACK answers what.
+        eventloop
+            .pending
+            .retain(|r| !matches!(r, rumqttc::Request::Subscribe(_)));
+        self.sub_order.clear();
+        if self.sub_pkids.iter().any(|(_, k)| *k == SubKind::Sys) {
+            self.sys = false;
+            tracing::warn!(
+                "mqtt: the broker closed the connection before answering the subscription to \
+                 {SYS_DROPPED_TOPIC}; not subscribing to it again (set \
+                 mqtt.broker_sys_topics = false for this broker)"
+            );
+        }
+        self.sub_pkids.clear();
         self.metrics.mqtt_connected.set(0);
         self.metrics.mqtt_subscribed.set(0);
         self.state.send_replace(ConnState {
@@ -386,30 +409,61 @@ impl PollCtx {
             epoch,
         });
         tracing::info!(session_present, connection = epoch, "mqtt connected");
-        if let Err(e) = self.client.try_subscribe_many(self.filters.clone()) {
-            tracing::error!(error = %e, "mqtt: cannot queue SUBSCRIBE");
+        self.sub_order.clear();
+        self.sub_pkids.clear();
+        match self.client.try_subscribe_many(self.filters.clone()) {
+            Ok(()) => self.sub_order.push_back(SubKind::Data),
+            Err(e) => tracing::error!(error = %e, "mqtt: cannot queue SUBSCRIBE"),
+        }
+        if self.sys {
+            // Telemetry, not data: QoS 0, never shared (every instance reads the counter).
+            match self
+                .client
+                .try_subscribe(SYS_DROPPED_TOPIC, QoS::AtMostOnce)
+            {
+                Ok(()) => self.sub_order.push_back(SubKind::Sys),
+                Err(e) => tracing::warn!(error = %e, "mqtt: cannot queue the $SYS SUBSCRIBE"),
+            }
+        }
+    }
+
+    /// A SUBSCRIBE was written with packet id `pkid` (they are written in the order queued).
+    fn on_subscribe_sent(&mut self, pkid: u16) {
+        if let Some(kind) = self.sub_order.pop_front() {
+            self.sub_pkids.push((pkid, kind));
         }
     }
 
     fn on_suback(&mut self, s: &rumqttc::SubAck) {
         use rumqttc::SubscribeReasonCode;
-        let data = s.return_codes.iter().take(self.data_filters);
-        if s.return_codes.len() >= self.data_filters
-            && data
-                .clone()
+        let kind = match self.sub_pkids.iter().position(|(p, _)| *p == s.pkid) {
+            Some(i) => self.sub_pkids.swap_remove(i).1,
+            None => SubKind::Data,
+        };
+        if kind == SubKind::Sys {
+            match s.return_codes.first() {
+                Some(SubscribeReasonCode::Success(_)) => {
+                    tracing::debug!(topic = SYS_DROPPED_TOPIC, "mqtt: subscribed")
+                }
+                _ => tracing::info!(
+                    topic = SYS_DROPPED_TOPIC,
+                    "mqtt: the broker refused the $SYS subscription; its drop counter is not read"
+                ),
+            }
+            return;
+        }
+        if s.return_codes.len() == self.filters.len()
+            && s.return_codes
+                .iter()
                 .all(|c| !matches!(c, SubscribeReasonCode::Failure))
         {
             self.metrics.mqtt_subscribed.set(1);
         }
-        for (i, (code, f)) in s.return_codes.iter().zip(self.filters.iter()).enumerate() {
+        for (code, f) in s.return_codes.iter().zip(self.filters.iter()) {
             match code {
-                SubscribeReasonCode::Failure if i < self.data_filters => {
+                SubscribeReasonCode::Failure => {
                     tracing::error!(filter = %f.path, "mqtt: broker refused the subscription")
                 }
-                SubscribeReasonCode::Failure => tracing::info!(
-                    filter = %f.path,
-                    "mqtt: broker refused the $SYS subscription; its drop counter is not read"
-                ),
                 SubscribeReasonCode::Success(q) => {
                     tracing::debug!(filter = %f.path, qos = ?q, "mqtt: subscribed")
                 }
@@ -458,8 +512,10 @@ async fn poll_loop(mut ctx: PollCtx, mut eventloop: EventLoop, stop: Cancellatio
         };
         let failure: Option<String> = match ev {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if ctx.filters.len() > ctx.data_filters && p.topic == SYS_DROPPED_TOPIC {
-                    // Telemetry (QoS 0): read here, never queued, decoded or stored.
+                if p.topic == SYS_DROPPED_TOPIC {
+                    // Telemetry (QoS 0): read here, never queued, decoded or stored. Also when
+                    // `broker_sys_topics` is off now: a persistent session keeps the
+                    // subscription of an earlier run.
                     ctx.on_sys_dropped(&p.payload);
                     None
                 } else {
@@ -484,6 +540,10 @@ async fn poll_loop(mut ctx: PollCtx, mut eventloop: EventLoop, stop: Cancellatio
             }
             Ok(Event::Incoming(Packet::SubAck(s))) => {
                 ctx.on_suback(&s);
+                None
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Subscribe(pkid))) => {
+                ctx.on_subscribe_sent(pkid);
                 None
             }
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
