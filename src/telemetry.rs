@@ -101,8 +101,9 @@ pub struct Metrics {
     /// mosquitto's `$SYS/broker/publish/messages/dropped` (`mqtt.broker_sys_topics`); all
     /// clients of the broker, since the broker started.
     pub broker_dropped_messages: Gauge,
-    /// Messages the poll task could not queue for the ack task (more unacknowledged messages
-    /// than MQTT packet ids): the connection is dropped and the broker redelivers them.
+    /// Messages the poll task had no room for in the queue to the ack task: a QoS 1/2 one is not
+    /// acked and its connection dropped (the broker redelivers it); one delivered at QoS 0
+    /// (its publisher used QoS 0) is lost.
     pub mqtt_intake_overflows: Counter,
     registry: Arc<std::sync::Mutex<Registry>>,
 }
@@ -256,7 +257,7 @@ impl Metrics {
         );
         reg.register(
             "envmon_mqtt_intake_overflows",
-            "MQTT messages the intake queue had no room for (connection dropped, redelivered)",
+            "MQTT messages the intake queue had no room for (QoS 1: redelivered; QoS 0: lost)",
             m.mqtt_intake_overflows.clone(),
         );
         *m.registry.lock().expect("fresh mutex") = reg;

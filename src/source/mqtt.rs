@@ -33,7 +33,9 @@
 //! task drops the connection (the message is not acked, the broker redelivers it) rather than
 //! block, so keep-alive is never starved. QoS 0 subscriptions, which nothing bounds, are
 //! refused by the settings; the one QoS 0 subscription is envmon's own read of the broker's
-//! `$SYS` drop counter, handled in the poll task and never queued or stored.
+//! `$SYS` drop counter, handled in the poll task and never queued or stored. A message its
+//! publisher sent at QoS 0 still arrives at QoS 0; with the queue full it is dropped and
+//! counted (the broker would not send it again, so reconnecting would not help).
 //!
 //! The transport accepts any packet size the protocol allows ([`MQTT_MAX_PACKET`]): a message
 //! above `mqtt.max_message_bytes` is not decoded but handed to the pipeline as
@@ -524,6 +526,17 @@ async fn poll_loop(mut ctx: PollCtx, mut eventloop: EventLoop, stop: Cancellatio
                         Ok(()) => None,
                         // The ack task is gone: shutting down; the message stays unacked.
                         Err(mpsc::error::TrySendError::Closed(_)) => None,
+                        Err(mpsc::error::TrySendError::Full(p)) if p.1.qos == QoS::AtMostOnce => {
+                            // Published at QoS 0, so delivered at QoS 0: the broker would not
+                            // send it again, so reconnecting would not help. Dropped, counted.
+                            ctx.metrics.mqtt_intake_overflows.inc();
+                            tracing::warn!(
+                                topic = %crate::text::excerpt(p.1.topic.as_bytes()),
+                                "mqtt: a QoS 0 message was dropped: the intake queue is full \
+                                 (the pipeline is blocked); stations should publish at QoS 1"
+                            );
+                            None
+                        }
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             ctx.metrics.mqtt_intake_overflows.inc();
                             Some(format!(
@@ -553,10 +566,7 @@ async fn poll_loop(mut ctx: PollCtx, mut eventloop: EventLoop, stop: Cancellatio
                 break;
             }
             Ok(_) => None,
-            Err(ConnectionError::RequestsDone) => {
-                ctx.end_connection(&mut eventloop);
-                break;
-            }
+            Err(ConnectionError::RequestsDone) => break,
             Err(e) => {
                 ctx.metrics.mqtt_connection_errors.inc();
                 Some(e.to_string())
@@ -692,6 +702,8 @@ async fn ack_loop(
         }
         let step = tokio::select! {
             biased;
+            // First, so that a busy stream cannot starve the age gauge (ready once a second).
+            _ = tick.tick() => Step::Tick,
             res = async { (&mut queue.front_mut().expect("non-empty").waiter).await }, if !queue.is_empty() => Step::Resolved(res.is_ok()),
             permit = async { out.as_ref().expect("checked").reserve().await }, if forward.is_some() && intake_open => {
                 match permit {
@@ -706,7 +718,6 @@ async fn ack_loop(
                 Some(m) => Step::Incoming(m),
                 None => Step::IntakeClosed,
             },
-            _ = tick.tick() => Step::Tick,
             _ = stop.cancelled(), if intake_open => Step::Nothing,
         };
         match step {
