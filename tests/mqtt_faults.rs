@@ -125,7 +125,7 @@ fn an_oversized_message_is_dead_lettered_and_ingest_goes_on() {
     assert!(envmon.log().contains("oversized"));
 }
 
-/// InfluxDB down: 20 messages wait for their acks. Mosquitto stops (saving the session); then
+/// Spool off and InfluxDB down: 20 messages wait for their acks. Mosquitto stops (saving the session); then
 /// InfluxDB comes back, so the 20 acks are released while the connection is down. When the
 /// broker is back it redelivers the 20; each must get exactly one PUBACK, on the connection
 /// that delivered it: none of the 20 released while down may go out on the new connection.
@@ -139,7 +139,9 @@ fn acks_released_while_the_connection_is_down_are_not_sent_on_the_next_one() {
     });
     let mut influx = Influx1::start();
     influx.create_db("envmon");
-    let opts = EnvmonOpts::v1(broker.port(), influx.url());
+    let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
+    // Spool off: acks then wait for InfluxDB, so an InfluxDB outage holds them back.
+    opts.spool = false;
     let mut envmon = Envmon::start(&opts);
     influx.stop();
 
@@ -233,7 +235,7 @@ fn acks_released_while_the_connection_is_down_are_not_sent_on_the_next_one() {
 }
 
 /// A broker whose per-client queue is far smaller than what arrives while envmon withholds its
-/// acks (InfluxDB down): the broker drops the rest. envmon's gauges show it — the broker's own
+/// acks (spool off, InfluxDB down): the broker drops the rest. envmon's gauges show it — the broker's own
 /// drop counter (`$SYS`) and the age of the oldest unacknowledged message — and its log warns;
 /// the `$SYS` messages themselves are never decoded, stored or dead-lettered.
 #[test]
@@ -249,6 +251,8 @@ fn drops_at_the_broker_and_long_waits_for_acks_are_visible() {
     influx.create_db("envmon");
     let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
     opts.mqtt_extra = "broker_queue_warn_s = 1".into();
+    // Spool off: acks wait for InfluxDB, so its outage makes the broker queue (and drop).
+    opts.spool = false;
     let envmon = Envmon::start(&opts);
     influx.stop();
 
