@@ -104,6 +104,11 @@ pub struct Settings {
     pub vendor: std::collections::BTreeMap<String, VendorMapping>,
 }
 
+/// The largest MQTT packet there can be: the Remaining Length field is at most four bytes of
+/// seven bits each, 268,435,455 (MQTT 3.1.1 §2.2.3). The MQTT source accepts packets up to
+/// this size so that no message a broker may send can break the connection.
+pub const MQTT_MAX_PACKET: usize = 268_435_455;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSettings {
@@ -143,6 +148,31 @@ pub struct MqttSettings {
     pub reconnect_min_ms: u64,
     #[serde(default = "default_backoff_max")]
     pub reconnect_max_ms: u64,
+    /// Largest payload decoded, bytes (default 1 MiB: HJ 212 frames relayed over MQTT and JSON
+    /// arrays stay far below it). The transport itself accepts any packet the broker sends (MQTT
+    /// 3.1.1 §2.2.3: at most 268,435,455 bytes; the broker's `message_size_limit` /
+    /// `max_packet_size` is the real bound), so a bigger message never breaks the connection:
+    /// it is dead-lettered (`oversized`, its first `oversized_keep_bytes` bytes and its real
+    /// size), counted and acked like any poison message.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How many leading bytes of an oversized payload the dead-letter record keeps (for the
+    /// operator to see what it was).
+    #[serde(default = "default_oversized_keep_bytes")]
+    pub oversized_keep_bytes: usize,
+    /// Warn (one line per interval) when the oldest unacknowledged message has waited longer
+    /// than this, seconds. While acks wait the broker queues every newer message for the session
+    /// and drops beyond its `max_queued_messages` (mosquitto default 1000): set this below the
+    /// time that queue lasts at your message rate (deploy/README.md). The age is the gauge
+    /// `envmon_mqtt_oldest_pending_ack_seconds`.
+    #[serde(default = "default_broker_queue_warn_s")]
+    pub broker_queue_warn_s: u64,
+    /// Read the broker's own drop counter: subscribe (QoS 0, telemetry, never stored) to
+    /// mosquitto's `$SYS/broker/publish/messages/dropped`, expose it as
+    /// `envmon_broker_dropped_messages` and warn when it rises. Harmless on brokers that do not
+    /// publish it (nothing arrives).
+    #[serde(default = "default_true")]
+    pub broker_sys_topics: bool,
     pub subscriptions: Vec<Subscription>,
 }
 
@@ -512,6 +542,15 @@ fn default_backoff_min() -> u64 {
 fn default_backoff_max() -> u64 {
     30_000
 }
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+fn default_oversized_keep_bytes() -> usize {
+    4096
+}
+fn default_broker_queue_warn_s() -> u64 {
+    60
+}
 fn default_qos() -> u8 {
     1
 }
@@ -726,6 +765,15 @@ impl Settings {
         if self.log.repeat_window_s == 0 {
             return Err(invalid("log.repeat_window_s", "must be at least 1"));
         }
+        if m.max_message_bytes == 0 || m.max_message_bytes > MQTT_MAX_PACKET {
+            return Err(invalid(
+                "mqtt.max_message_bytes",
+                format!("must be within 1..={MQTT_MAX_PACKET} (the MQTT packet limit)"),
+            ));
+        }
+        if m.broker_queue_warn_s == 0 {
+            return Err(invalid("mqtt.broker_queue_warn_s", "must be at least 1"));
+        }
         if m.reconnect_min_ms == 0 || m.reconnect_min_ms > m.reconnect_max_ms {
             return Err(invalid(
                 "mqtt.reconnect_min_ms",
@@ -747,7 +795,15 @@ impl Settings {
             let key = format!("mqtt.subscriptions[{i}]");
             check_topic_filter(&s.topic).map_err(|r| invalid(format!("{key}.topic"), r))?;
             if s.qos > 2 {
-                return Err(invalid(format!("{key}.qos"), "must be 0, 1 or 2"));
+                return Err(invalid(format!("{key}.qos"), "must be 1 or 2"));
+            }
+            if s.qos == 0 {
+                return Err(invalid(
+                    format!("{key}.qos"),
+                    "QoS 0 is refused for stored data: the broker does not wait for an ack, so \
+                     envmon could not hold messages back while InfluxDB is away (they would \
+                     pile up in memory or be lost); use qos = 1",
+                ));
             }
             if let Some(v) = &s.vendor {
                 if s.format != Format::Json {
@@ -1025,6 +1081,45 @@ file = "config/stations.toml"
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("mqtt.subscriptions[0].topic"), "{e}");
+    }
+
+    #[test]
+    fn qos_0_is_refused_naming_the_key() {
+        let two = MIN.replacen(
+            "[influxdb]",
+            "[[mqtt.subscriptions]]\ntopic = \"env/senml/+\"\nformat = \"senml\"\nqos = 0\n[influxdb]",
+            1,
+        );
+        let e = Settings::from_toml_with_env(&two, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("mqtt.subscriptions[1].qos"), "{e}");
+        assert!(e.contains("QoS 0"), "{e}");
+        let one = MIN.replace("format = \"json\"", "format = \"json\"\nqos = 2");
+        assert_eq!(
+            Settings::from_toml_with_env(&one, env(&[]))
+                .unwrap()
+                .mqtt
+                .subscriptions[0]
+                .qos,
+            2
+        );
+    }
+
+    #[test]
+    fn mqtt_message_limits_have_defaults_and_are_checked() {
+        let s = Settings::from_toml_with_env(MIN, env(&[])).unwrap();
+        assert_eq!(s.mqtt.max_message_bytes, 1024 * 1024);
+        assert_eq!(s.mqtt.oversized_keep_bytes, 4096);
+        assert_eq!(s.mqtt.broker_queue_warn_s, 60);
+        assert!(s.mqtt.broker_sys_topics);
+        let e = Settings::from_toml_with_env(
+            MIN,
+            env(&[("ENVMON__MQTT__MAX_MESSAGE_BYTES", "268435456")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("mqtt.max_message_bytes"), "{e}");
     }
 
     #[test]

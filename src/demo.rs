@@ -265,6 +265,8 @@ client_id = "envmon-demo"
 keep_alive_s = 10
 # rumqttd sends a subscriber at most 100 unacknowledged QoS 1 messages.
 inflight_window = 100
+# rumqttd has no $SYS topics (and disconnects a client that subscribes to one).
+broker_sys_topics = false
 [[mqtt.subscriptions]]
 topic = "env/json/+"
 format = "json"

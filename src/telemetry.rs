@@ -5,6 +5,7 @@
 //! where log lines go, and the rate limit of repeated lines ([`init_logging`]). No business
 //! logic.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -95,6 +96,17 @@ pub struct Metrics {
     pub indicator_points_written: Counter,
     /// Acks withheld because the connection they belonged to is gone (broker redelivers).
     pub acks_stale: Counter,
+    /// Seconds the oldest unacknowledged MQTT message has waited for its ack (0: none waiting).
+    /// While it waits the broker queues everything newer and drops beyond its queue limit.
+    pub mqtt_oldest_pending_ack_seconds: Gauge<f64, AtomicU64>,
+    /// The broker's own count of messages it dropped (queue or inflight limits), read from
+    /// mosquitto's `$SYS/broker/publish/messages/dropped` (`mqtt.broker_sys_topics`); all
+    /// clients of the broker, since the broker started.
+    pub broker_dropped_messages: Gauge,
+    /// Messages the poll task had no room for in the queue to the ack task: a QoS 1/2 one is not
+    /// acked and its connection dropped (the broker redelivers it); one delivered at QoS 0
+    /// (its publisher used QoS 0) is lost.
+    pub mqtt_intake_overflows: Counter,
     registry: Arc<std::sync::Mutex<Registry>>,
 }
 
@@ -129,6 +141,9 @@ impl Metrics {
             acks_sent: Counter::default(),
             indicator_points_written: Counter::default(),
             acks_stale: Counter::default(),
+            mqtt_oldest_pending_ack_seconds: Gauge::default(),
+            broker_dropped_messages: Gauge::default(),
+            mqtt_intake_overflows: Counter::default(),
             registry: Arc::new(std::sync::Mutex::new(Registry::default())),
         };
         reg.register(
@@ -231,6 +246,21 @@ impl Metrics {
             "envmon_acks_stale",
             "Acks withheld because their connection is gone (the broker redelivers)",
             m.acks_stale.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_oldest_pending_ack_seconds",
+            "Seconds the oldest unacknowledged MQTT message has waited for its ack",
+            m.mqtt_oldest_pending_ack_seconds.clone(),
+        );
+        reg.register(
+            "envmon_broker_dropped_messages",
+            "Messages the broker dropped (queue/inflight limits), from its $SYS drop counter",
+            m.broker_dropped_messages.clone(),
+        );
+        reg.register(
+            "envmon_mqtt_intake_overflows",
+            "MQTT messages the intake queue had no room for (QoS 1: redelivered; QoS 0: lost)",
+            m.mqtt_intake_overflows.clone(),
         );
         *m.registry.lock().expect("fresh mutex") = reg;
         m

@@ -69,6 +69,8 @@ pub struct EnvmonOpts {
     pub spool_extra: String,
     /// Environment variables of the `envmon run` process (e.g. a debug-build test hook).
     pub env: Vec<(String, String)>,
+    /// Extra keys of the `[mqtt]` table (e.g. `broker_queue_warn_s = 1`).
+    pub mqtt_extra: String,
 }
 
 impl EnvmonOpts {
@@ -90,6 +92,7 @@ impl EnvmonOpts {
             spool: true,
             spool_extra: String::new(),
             env: Vec::new(),
+            mqtt_extra: String::new(),
         }
     }
 }
@@ -129,6 +132,7 @@ keep_alive_s = 5
 {window}
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
+{mqtt_extra}
 [[mqtt.subscriptions]]
 topic = "env/json/+"
 format = "json"
@@ -185,6 +189,7 @@ dir = "{spool_dir}"
             http_extra = o.http_extra,
             alerts = o.alerts,
             log_extra = o.log_extra,
+            mqtt_extra = o.mqtt_extra,
             indicators = o.indicators,
             spool = o.spool,
             spool_dir = dir.path().join("spool").display(),
