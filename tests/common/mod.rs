@@ -38,6 +38,7 @@ pub mod alertmanager;
 pub mod envmon;
 pub mod http;
 pub mod influx;
+pub mod load;
 pub mod mosquitto;
 pub mod process;
 pub mod prometheus;
