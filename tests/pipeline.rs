@@ -3,88 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::envmon::{publish_all, Envmon, EnvmonOpts};
+use common::load::{assert_exact, messages, PARAMS};
 use common::{Influx1, Mosquitto, VictoriaMetrics};
-
-const PARAMS: [&str; 5] = ["pm25", "pm10", "no2", "so2", "co"];
-
-/// One hourly air message of station `s`, hour `i`, and what InfluxDB must hold for it:
-/// (topic, payload, time in ns since the epoch, values in PARAMS order).
-fn air_msg(s: usize, i: usize) -> (String, Vec<u8>, i64, [f64; 5]) {
-    // 2026-11-01T00:00:00+08:00 = 2026-10-31T16:00:00Z, plus i hours.
-    let base = 1_793_462_400i64;
-    let t = base + i as i64 * 3600;
-    let local = chrono::DateTime::from_timestamp(t, 0)
-        .unwrap()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
-        .to_rfc3339();
-    let v = [
-        (100 + s * 7 + i) as f64 / 10.0,
-        (200 + s * 3 + i * 2) as f64 / 10.0,
-        (50 + s + i) as f64 / 4.0,
-        (30 + (s * i) % 17) as f64,
-        (5 + (s + i) % 13) as f64 / 10.0,
-    ];
-    let payload = serde_json::json!({
-        "station": format!("A{s:03}"),
-        "time": local,
-        "interval": "hour",
-        "readings": {
-            "pm25": {"value": v[0], "unit": "ug/m3"},
-            "pm10": {"value": v[1], "unit": "ug/m3"},
-            "no2": {"value": v[2], "unit": "ug/m3"},
-            "so2": {"value": v[3], "unit": "ug/m3"},
-            "co": {"value": v[4], "unit": "mg/m3", "flag": "N"},
-        }
-    });
-    (
-        format!("env/json/A{s:03}"),
-        serde_json::to_vec(&payload).unwrap(),
-        t * 1_000_000_000,
-        v,
-    )
-}
-
-type Expected = BTreeMap<(String, i64), [f64; 5]>;
-
-fn messages(stations: usize, hours: std::ops::Range<usize>) -> (Vec<(String, Vec<u8>)>, Expected) {
-    let mut msgs = Vec::new();
-    let mut exp = Expected::new();
-    // Interleave stations like a real feed.
-    for i in hours {
-        for s in 0..stations {
-            let (t, p, ns, v) = air_msg(s, i);
-            msgs.push((t, p));
-            exp.insert((format!("A{s:03}"), ns), v);
-        }
-    }
-    (msgs, exp)
-}
-
-/// Every expected point is in InfluxDB with exactly its values, and nothing else is.
-fn assert_exact(influx: &Influx1, exp: &Expected) {
-    let rows = influx.rows(
-        "envmon",
-        "SELECT pm25, pm10, no2, so2, co, station, kind, district, interval FROM air",
-    );
-    assert_eq!(rows.len(), exp.len(), "number of points");
-    for r in &rows {
-        let st = r["station"].as_str().unwrap().to_string();
-        let ns = r["time"].as_i64().unwrap();
-        let want = exp
-            .get(&(st.clone(), ns))
-            .unwrap_or_else(|| panic!("unexpected point {st} {ns}"));
-        for (k, p) in PARAMS.iter().enumerate() {
-            assert_eq!(r[*p].as_f64(), Some(want[k]), "{st} {ns} {p}");
-        }
-        assert_eq!(r["kind"], "air_national");
-        assert_eq!(r["interval"], "hour");
-        assert!(r["district"].as_str().unwrap().starts_with('D'));
-    }
-}
 
 #[test]
 fn ten_thousand_readings_from_fifty_stations_land_exactly_once() {

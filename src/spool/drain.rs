@@ -327,18 +327,35 @@ pub async fn run(mut p: DrainParts, finish: CancellationToken, hard_stop: Cancel
                 }
             }
             let mut obs = Observer(p.observer.as_mut());
-            let delivered = match deliver::deliver(
-                &p.writer,
-                &body,
-                &ends,
-                p.retry_max,
-                &p.metrics,
-                &mut p.reachable,
-                &mut obs,
-                &hard_stop,
-            )
-            .await
-            {
+            let mut durable = p.durable.clone();
+            let first_id = group_start.1.or(Some(group[0].0.id));
+            // While InfluxDB is down the delivery waits and appends go on: keep the depth
+            // (metrics, `/readyz`) current meanwhile, the group still counted as spooled.
+            let delivered = {
+                let delivering = deliver::deliver(
+                    &p.writer,
+                    &body,
+                    &ends,
+                    p.retry_max,
+                    &p.metrics,
+                    &mut p.reachable,
+                    &mut obs,
+                    &hard_stop,
+                );
+                tokio::pin!(delivering);
+                loop {
+                    tokio::select! {
+                        r = &mut delivering => break r,
+                        Ok(()) = durable.changed() => {
+                            let now_end = *durable.borrow_and_update();
+                            reader.offset = group_start.0;
+                            publish_to(&p.spool_metrics, &p.state, &mut reader, now_end, oldest, first_id);
+                            reader.offset = read_to;
+                        }
+                    }
+                }
+            };
+            let delivered = match delivered {
                 Ok(d) => d,
                 Err(deliver::Aborted) => {
                     tracing::info!(
@@ -492,6 +509,17 @@ fn publish(
     oldest_ms: Option<i64>,
     next_id: Option<u64>,
 ) {
+    publish_to(&p.spool_metrics, &p.state, reader, end, oldest_ms, next_id)
+}
+
+fn publish_to(
+    spool_metrics: &SpoolMetrics,
+    state: &watch::Sender<DrainState>,
+    reader: &mut Reader,
+    end: Position,
+    oldest_ms: Option<i64>,
+    next_id: Option<u64>,
+) {
     let at = Position {
         seq: reader.seq,
         offset: reader.offset,
@@ -499,12 +527,12 @@ fn publish(
     };
     let depth_bytes = reader.depth_bytes(end);
     let depth_records = end.next_id.saturating_sub(at.next_id);
-    p.spool_metrics.depth_records.set(depth_records as i64);
-    p.spool_metrics.depth_bytes.set(depth_bytes as i64);
-    p.state.send_replace(DrainState {
+    spool_metrics.depth_records.set(depth_records as i64);
+    spool_metrics.depth_bytes.set(depth_bytes as i64);
+    state.send_replace(DrainState {
         at,
         oldest_ms: if depth_records > 0 || depth_bytes > 0 {
-            oldest_ms.or_else(|| p.state.borrow().oldest_ms)
+            oldest_ms.or_else(|| state.borrow().oldest_ms)
         } else {
             None
         },

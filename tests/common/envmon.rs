@@ -71,6 +71,8 @@ pub struct EnvmonOpts {
     pub env: Vec<(String, String)>,
     /// Extra keys of the `[mqtt]` table (e.g. `broker_queue_warn_s = 1`).
     pub mqtt_extra: String,
+    /// `spool.dir`; `None`: `spool/` in the temp dir.
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl EnvmonOpts {
@@ -93,6 +95,7 @@ impl EnvmonOpts {
             spool_extra: String::new(),
             env: Vec::new(),
             mqtt_extra: String::new(),
+            spool_dir: None,
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct Envmon {
     pub dir: tempfile::TempDir,
     pub http_port: u16,
     config: PathBuf,
+    spool_dir: PathBuf,
     child: Option<Child>,
     starts: usize,
     /// Environment of the next [`Envmon::start_again`] (from [`EnvmonOpts::env`]).
@@ -115,6 +119,10 @@ impl Envmon {
             .tempdir()
             .expect("tempdir");
         let http_port = free_port();
+        let spool_dir = o
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("spool"));
         let stations = dir.path().join("stations.toml");
         std::fs::write(&stations, &o.stations).expect("write stations");
         let sink = if o.api == "v1" {
@@ -192,7 +200,7 @@ dir = "{spool_dir}"
             mqtt_extra = o.mqtt_extra,
             indicators = o.indicators,
             spool = o.spool,
-            spool_dir = dir.path().join("spool").display(),
+            spool_dir = spool_dir.display(),
             spool_extra = o.spool_extra,
         );
         let config_path = dir.path().join("envmon.toml");
@@ -201,6 +209,7 @@ dir = "{spool_dir}"
             dir,
             http_port,
             config: config_path,
+            spool_dir,
             child: None,
             starts: 0,
             env: o.env.clone(),
@@ -218,7 +227,7 @@ dir = "{spool_dir}"
     }
 
     pub fn spool_dir(&self) -> PathBuf {
-        self.dir.path().join("spool")
+        self.spool_dir.clone()
     }
 
     /// Start (again) with the same config; waits until `/healthz` answers (bounded).
@@ -323,12 +332,12 @@ dir = "{spool_dir}"
 
     /// Value of an unlabelled metric line (or the sum over a family) from `/metrics`.
     pub fn metric(&self, name: &str) -> f64 {
-        let (_, body) = self.get("/metrics").unwrap_or_default();
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_in(&metrics_text(self.http_port).unwrap_or_default(), name)
+    }
+
+    /// The process id of the running child, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 }
 
@@ -339,6 +348,20 @@ impl Drop for Envmon {
         }
         self.kill9();
     }
+}
+
+/// The `/metrics` text of the envmon on `http_port` (`None` while it does not answer).
+pub fn metrics_text(http_port: u16) -> Option<String> {
+    get(http_port, "/metrics").map(|(_, body)| body)
+}
+
+/// Value of an unlabelled metric line (or the sum over a family) in a `/metrics` text.
+pub fn metric_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {

@@ -8,6 +8,8 @@
 //! * [`Prometheus`]: Debian's `prometheus` 2.42, scraping an envmon (dashboards' PromQL).
 //! * [`Alertmanager`]: Debian's `prometheus-alertmanager` 0.25, routing to a test webhook.
 //! * [`Receiver`]: a local HTTP receiver standing in for the robots / webhooks.
+//! * [`load`]: air messages of known values, a paced publisher, Mosquitto's `$SYS` drop
+//!   counter, a spool-depth sampler, and `tally` (published against stored, per point).
 //! * [`VictoriaMetrics`]: Debian's `victoria-metrics` 1.79, which accepts the
 //!   InfluxDB v2 write API (`/api/v2/write`); read back with `/api/v1/export`.
 //!
@@ -38,6 +40,7 @@ pub mod alertmanager;
 pub mod envmon;
 pub mod http;
 pub mod influx;
+pub mod load;
 pub mod mosquitto;
 pub mod process;
 pub mod prometheus;
