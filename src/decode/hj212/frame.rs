@@ -1,9 +1,71 @@
 //! Frame check (header, length, CRC, terminator) and data-segment parsing, borrowed from the
 //! input: no allocation. Check first, parse second (architecture.md §4 example 2).
 
+use std::borrow::Cow;
+
 use super::crc::{crc16, parse_hex4};
 use super::Hj212Error;
-use crate::text::excerpt as snippet;
+
+/// What a redacted password value is replaced with.
+pub const REDACTED: &str = "***";
+
+/// An excerpt of untrusted bytes for an error message: `PW=` values redacted first (so a cut
+/// excerpt cannot show part of one), then escaped and cut (`crate::text::excerpt`).
+pub fn snippet(bytes: &[u8]) -> String {
+    crate::text::excerpt(&redact_pw(bytes))
+}
+
+/// `bytes` with the value of every HJ 212 `PW=` field replaced by `***` (the MN and everything
+/// else kept). A field is `PW=` (either case) at the start, after the `##dddd` header, or after a
+/// byte that is not a letter, digit or `_`; its value runs to the next `;`, `&`, `,`, `"`,
+/// whitespace or control character. An empty value stays empty. Used for every log line, error
+/// message and dead-letter record that can hold an HJ 212 frame (docs/security.md).
+pub fn redact_pw(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let is_field_start = |i: usize| {
+        i == 0
+            || (i == 6 && bytes.starts_with(b"##") && bytes[2..6].iter().all(u8::is_ascii_digit))
+            || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')
+    };
+    let ends_value = |c: u8| matches!(c, b';' | b'&' | b',' | b'"') || c <= b' ' || c == 0x7f;
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0usize;
+    let mut i = 0usize;
+    while i + 3 <= bytes.len() {
+        let key = &bytes[i..i + 3];
+        if key.eq_ignore_ascii_case(b"PW=") && is_field_start(i) {
+            let start = i + 3;
+            let end = bytes[start..]
+                .iter()
+                .position(|&c| ends_value(c))
+                .map_or(bytes.len(), |p| start + p);
+            if end > start {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                o.extend_from_slice(&bytes[copied..start]);
+                o.extend_from_slice(REDACTED.as_bytes());
+                copied = end;
+            }
+            i = end.max(start);
+        } else {
+            i += 1;
+        }
+    }
+    match out {
+        None => Cow::Borrowed(bytes),
+        Some(mut o) => {
+            o.extend_from_slice(&bytes[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// [`redact_pw`] of a text.
+pub fn redact_pw_str(s: &str) -> Cow<'_, str> {
+    match redact_pw(s.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(s),
+        // Only ASCII was replaced by ASCII at ASCII boundaries: still UTF-8.
+        Cow::Owned(b) => Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
 
 /// A frame that passed the checks: its data segment and what the length field said.
 #[derive(Debug, Clone, Copy)]
@@ -129,9 +191,16 @@ impl Segment<'_> {
 }
 
 fn malformed(what: &'static str, s: &str, mn: Option<&str>) -> Hj212Error {
+    // A header field without '=' may still be a password ("PW123456"): show only its key.
+    let shown = if s.len() >= 2 && s.as_bytes()[..2].eq_ignore_ascii_case(b"PW") && !s.contains('=')
+    {
+        format!("{}{REDACTED}", &s[..2])
+    } else {
+        snippet(s.as_bytes())
+    };
     Hj212Error::Malformed {
         what,
-        snippet: snippet(s.as_bytes()),
+        snippet: shown,
         station: mn.map(str::to_string),
     }
 }
@@ -217,5 +286,27 @@ mod tests {
         assert_eq!(e.reason(), "malformed");
         let e = parse_segment("CN=2011;CP=&&DataTime=1").unwrap_err();
         assert_eq!(e.reason(), "malformed");
+        let e = parse_segment("QN=1;PW123456;MN=X;CP=&&&&").unwrap_err();
+        assert!(!e.to_string().contains("123456"), "{e}");
+    }
+
+    #[test]
+    fn pw_values_are_redacted() {
+        let r = |s: &str| String::from_utf8(redact_pw(s.as_bytes()).into_owned()).unwrap();
+        assert_eq!(
+            r("##0101QN=1;ST=22;CN=2011;PW=s3cr3t;MN=0100;Flag=5;CP=&&a=1&&ABCD\r\n"),
+            "##0101QN=1;ST=22;CN=2011;PW=***;MN=0100;Flag=5;CP=&&a=1&&ABCD\r\n"
+        );
+        assert_eq!(r("##0101PW=abc;MN=1"), "##0101PW=***;MN=1");
+        assert_eq!(r("PW=abc"), "PW=***");
+        assert_eq!(r("x;pw=abc&&"), "x;pw=***&&");
+        assert_eq!(r("PW=;MN=1"), "PW=;MN=1");
+        assert_eq!(r("MYPW=abc;NPW=1"), "MYPW=abc;NPW=1");
+        assert_eq!(r("a PW=1 b PW=2"), "a PW=*** b PW=***");
+        assert_eq!(r("PW"), "PW");
+        // a cut excerpt cannot show the start of a long password
+        let long = format!("QN=1;PW={};MN=2", "x".repeat(200));
+        assert!(!snippet(long.as_bytes()).contains("xx"));
+        assert_eq!(redact_pw_str("ab;PW=q"), "ab;PW=***");
     }
 }
