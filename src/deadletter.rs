@@ -9,8 +9,9 @@
 //!
 //! Security (docs/security.md): files are created owner-only (0600) in a directory created
 //! 0700; every record's payload and detail has its HJ 212 `PW=` values replaced by `***`
-//! ([`crate::decode::hj212::redact_pw`]; the frame's CRC then no longer matches, the MN is
-//! kept). Records of HJ 212 TCP frames that did not authenticate (origin `hj212/tcp/…`, no
+//! ([`crate::decode::hj212::redact_frame`], the MN kept; a frame whose CRC verified gets it
+//! recomputed, so `envmon deadletter replay` can put the registry's password back with
+//! [`crate::decode::hj212::restore_pw`]). Records of HJ 212 TCP frames that did not authenticate (origin `hj212/tcp/…`, no
 //! station: see [`Record::is_unauthenticated`]) go to `<dir>/unauthenticated/`, with their own
 //! files and cap (`unauthenticated_max_total_bytes`), so a flood of them never removes the
 //! records of registered stations.
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DeadletterSettings;
-use crate::decode::hj212::{redact_pw, redact_pw_str};
+use crate::decode::hj212::{redact_frame, redact_pw_str};
 
 /// Subdirectory of `deadletter.dir` for the records of frames that did not authenticate.
 pub const UNAUTHENTICATED_DIR: &str = "unauthenticated";
@@ -64,7 +65,7 @@ impl Record {
         detail: String,
         payload: &[u8],
     ) -> Record {
-        let payload = redact_pw(payload);
+        let payload = redact_frame(payload);
         let detail = match redact_pw_str(&detail) {
             std::borrow::Cow::Borrowed(_) => detail,
             std::borrow::Cow::Owned(d) => d,
@@ -460,6 +461,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             max_file_bytes: 1 << 20,
             max_total_bytes: 1 << 22,
+            ..Default::default()
         };
         let mut dl = DeadLetter::open(&s).unwrap();
         for i in 0..3 {

@@ -1171,7 +1171,7 @@ impl Conn {
 
 /// `bytes` with HJ 212 `PW=` values redacted (for dead-letter records).
 fn redacted(bytes: &Bytes) -> Bytes {
-    match hj212::redact_pw(bytes) {
+    match hj212::redact_frame(bytes) {
         std::borrow::Cow::Borrowed(_) => bytes.clone(),
         std::borrow::Cow::Owned(v) => Bytes::from(v),
     }

@@ -23,7 +23,10 @@ pub use crate::config::Hj212Options;
 use crate::model::{Flag, Interval, Reading};
 use crate::registry::{Registry, Station};
 
-pub use frame::{check, parse_segment, redact_pw, redact_pw_str, Checked, Segment, REDACTED};
+pub use frame::{
+    check, parse_segment, redact_frame, redact_pw, redact_pw_str, restore_pw, Checked, Segment,
+    REDACTED,
+};
 
 /// Time zone of DataTime/QN when the station has none (or there is no registry).
 pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
