@@ -369,6 +369,12 @@ pub fn check_config(config: &Path) -> Result<String, AppError> {
             let _ = writeln!(out, "hj212 TCP listener: off");
         }
     }
+    for st in reg.hj212_no_password_stations() {
+        let _ = writeln!(out, "  warning: {}", crate::text::bilingual(
+            &format!("站点 {} (MN {}) 的 HJ 212 数据不校验密码 (hj212_no_password = true)：任何能连到监听端口的人都能冒充它", st.id, st.mn.as_deref().unwrap_or("-")),
+            &format!("station {} (MN {}) is accepted on the HJ 212 listener without a password (hj212_no_password = true): anyone who reaches the port can send data as it", st.id, st.mn.as_deref().unwrap_or("-")),
+        ));
+    }
     Ok(out)
 }
 

@@ -278,6 +278,11 @@ pub struct DeadletterSettings {
     /// Oldest files are removed when all files together exceed this.
     #[serde(default = "default_dl_total")]
     pub max_total_bytes: u64,
+    /// Budget of `<dir>/unauthenticated/`, where the records of HJ 212 TCP frames that did not
+    /// authenticate go (their own files and cap, so a flood can never remove the records of
+    /// registered stations in `dir`).
+    #[serde(default = "default_dl_unauth_total")]
+    pub unauthenticated_max_total_bytes: u64,
 }
 
 impl Default for DeadletterSettings {
@@ -286,6 +291,7 @@ impl Default for DeadletterSettings {
             dir: default_dl_dir(),
             max_file_bytes: default_dl_file(),
             max_total_bytes: default_dl_total(),
+            unauthenticated_max_total_bytes: default_dl_unauth_total(),
         }
     }
 }
@@ -580,6 +586,9 @@ fn default_dl_file() -> u64 {
 }
 fn default_dl_total() -> u64 {
     1024 * 1024 * 1024
+}
+fn default_dl_unauth_total() -> u64 {
+    128 * 1024 * 1024
 }
 fn default_listen() -> String {
     "127.0.0.1:9090".into()

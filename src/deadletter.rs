@@ -7,6 +7,15 @@
 //! oldest files are removed when all together exceed `max_total_bytes` (and that removal is
 //! logged). A record is written and flushed to the OS before the payload is acknowledged.
 //!
+//! Security (docs/security.md): files are created owner-only (0600) in a directory created
+//! 0700; every record's payload and detail has its HJ 212 `PW=` values replaced by `***`
+//! ([`crate::decode::hj212::redact_frame`], the MN kept; a frame whose CRC verified gets it
+//! recomputed, so `envmon deadletter replay` can put the registry's password back with
+//! [`crate::decode::hj212::restore_pw`]). Records of HJ 212 TCP frames that did not authenticate (origin `hj212/tcp/…`, no
+//! station: see [`Record::is_unauthenticated`]) go to `<dir>/unauthenticated/`, with their own
+//! files and cap (`unauthenticated_max_total_bytes`), so a flood of them never removes the
+//! records of registered stations.
+//!
 //! Not shared: exactly one task (the pipeline) owns the [`DeadLetter`] value.
 
 use std::fs::{File, OpenOptions};
@@ -18,6 +27,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DeadletterSettings;
+use crate::decode::hj212::{redact_frame, redact_pw_str};
+
+/// Subdirectory of `deadletter.dir` for the records of frames that did not authenticate.
+pub const UNAUTHENTICATED_DIR: &str = "unauthenticated";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
@@ -52,11 +65,16 @@ impl Record {
         detail: String,
         payload: &[u8],
     ) -> Record {
-        let (payload, payload_b64) = match std::str::from_utf8(payload) {
+        let payload = redact_frame(payload);
+        let detail = match redact_pw_str(&detail) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(d) => d,
+        };
+        let (payload, payload_b64) = match std::str::from_utf8(&payload) {
             Ok(s) => (Some(s.to_string()), None),
             Err(_) => (
                 None,
-                Some(base64::engine::general_purpose::STANDARD.encode(payload)),
+                Some(base64::engine::general_purpose::STANDARD.encode(&payload)),
             ),
         };
         Record {
@@ -70,7 +88,14 @@ impl Record {
         }
     }
 
-    /// The original payload bytes.
+    /// A record of an HJ 212 TCP frame that did not authenticate: the listener names no
+    /// station for those (the MN it claimed is in `detail`). Kept apart, under
+    /// [`UNAUTHENTICATED_DIR`].
+    pub fn is_unauthenticated(&self) -> bool {
+        self.station.is_none() && self.origin.starts_with("hj212/tcp/")
+    }
+
+    /// The original payload bytes (HJ 212 passwords redacted).
     pub fn payload_bytes(&self) -> Vec<u8> {
         match (&self.payload, &self.payload_b64) {
             (Some(s), _) => s.as_bytes().to_vec(),
@@ -91,6 +116,9 @@ pub struct DeadLetter {
     seq: u64,
     /// Written into file names after the time, so two writers never share a file.
     tag: &'static str,
+    /// Cap of the writer of [`UNAUTHENTICATED_DIR`] (opened on its first record).
+    unauth_total: u64,
+    unauth: Option<Box<DeadLetter>>,
 }
 
 impl DeadLetter {
@@ -104,7 +132,7 @@ impl DeadLetter {
         s: &DeadletterSettings,
         tag: &'static str,
     ) -> Result<DeadLetter, DeadLetterError> {
-        std::fs::create_dir_all(&s.dir).map_err(|source| DeadLetterError::Io {
+        create_private_dir(&s.dir).map_err(|source| DeadLetterError::Io {
             dir: s.dir.display().to_string(),
             source,
         })?;
@@ -115,7 +143,29 @@ impl DeadLetter {
             current: None,
             seq: 0,
             tag,
+            unauth_total: s.unauthenticated_max_total_bytes,
+            unauth: None,
         })
+    }
+
+    /// The writer of [`UNAUTHENTICATED_DIR`], opened on first use.
+    fn unauthenticated(&mut self) -> std::io::Result<&mut DeadLetter> {
+        if self.unauth.is_none() {
+            let dir = self.dir.join(UNAUTHENTICATED_DIR);
+            create_private_dir(&dir)?;
+            let max_file = self.max_file.min(self.unauth_total.max(1024));
+            self.unauth = Some(Box::new(DeadLetter {
+                dir,
+                max_file,
+                max_total: self.unauth_total.max(max_file),
+                current: None,
+                seq: 0,
+                tag: self.tag,
+                unauth_total: 0,
+                unauth: None,
+            }));
+        }
+        Ok(self.unauth.as_deref_mut().expect("just set"))
     }
 
     pub fn dir(&self) -> &Path {
@@ -124,6 +174,9 @@ impl DeadLetter {
 
     /// Append one record and flush it to the OS.
     pub fn append(&mut self, rec: &Record) -> std::io::Result<()> {
+        if rec.is_unauthenticated() && self.unauth_total > 0 {
+            return self.unauthenticated()?.append(rec);
+        }
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let need_new = match &self.current {
@@ -145,6 +198,9 @@ impl DeadLetter {
         if let Some((_, f, _)) = &self.current {
             f.sync_data()?;
         }
+        if let Some(u) = self.unauth.as_deref_mut() {
+            u.sync()?;
+        }
         Ok(())
     }
 
@@ -160,7 +216,7 @@ impl DeadLetter {
             self.seq
         );
         let path = self.dir.join(name);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = private_file().open(&path)?;
         let size = file.metadata()?.len();
         self.current = Some((path, file, size));
         self.enforce_cap()?;
@@ -192,6 +248,25 @@ impl DeadLetter {
     }
 }
 
+/// Create `dir` (and its parents) owner-only (0700 on Unix; an existing directory is left
+/// as it is).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Append-mode options creating an owner-only file (0600 on Unix).
+fn private_file() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
 fn list_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64, std::time::SystemTime)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
@@ -210,7 +285,17 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64, std::time::Syste
     Ok(out)
 }
 
-/// Read every record under `dir`, oldest file first (for tests, tools and replay).
+/// Every record of `<dir>/unauthenticated/` (none when it does not exist), oldest file first.
+pub fn read_unauthenticated(dir: &Path) -> std::io::Result<Vec<Record>> {
+    let d = dir.join(UNAUTHENTICATED_DIR);
+    if !d.exists() {
+        return Ok(Vec::new());
+    }
+    read_all(&d)
+}
+
+/// Read every record of the files directly under `dir` (not [`UNAUTHENTICATED_DIR`]), oldest
+/// file first (for tests, tools and replay).
 pub fn read_all(dir: &Path) -> std::io::Result<Vec<Record>> {
     let mut files = list_files(dir)?;
     files.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
@@ -376,6 +461,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             max_file_bytes: 1 << 20,
             max_total_bytes: 1 << 22,
+            ..Default::default()
         };
         let mut dl = DeadLetter::open(&s).unwrap();
         for i in 0..3 {
@@ -416,6 +502,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             max_file_bytes: 2048,
             max_total_bytes: 8192,
+            unauthenticated_max_total_bytes: 4096,
         };
         let mut dl = DeadLetter::open(&s).unwrap();
         for i in 0..200 {
@@ -443,5 +530,72 @@ mod tests {
         assert!(last.payload.is_none());
         let even = recs.iter().rev().nth(1).unwrap();
         assert_eq!(even.payload.as_deref(), Some("{oops"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn owner_only_files_and_a_separate_budget_for_unauthenticated_frames() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("dl");
+        let s = DeadletterSettings {
+            dir: dir.clone(),
+            max_file_bytes: 1024,
+            max_total_bytes: 64 * 1024,
+            unauthenticated_max_total_bytes: 4096,
+        };
+        let mut dl = DeadLetter::open(&s).unwrap();
+        let frame = b"##0050QN=1;ST=22;CN=2011;PW=s3cr3t;MN=X1;Flag=4;CP=&&&&ABCD\r\n";
+        // A registered station's rejected readings, then a flood of unauthenticated frames.
+        for i in 0..5 {
+            let rec = Record::new(
+                "hj212/tcp/127.0.0.1:9",
+                Some("AIR-1"),
+                "bad value",
+                format!("genuine {i} PW=s3cr3t"),
+                frame,
+            );
+            dl.append(&rec).unwrap();
+        }
+        for i in 0..500 {
+            let rec = Record::new(
+                "hj212/tcp/10.0.0.9:1",
+                None,
+                "auth failure",
+                format!("flood {i}"),
+                frame,
+            );
+            dl.append(&rec).unwrap();
+        }
+        dl.sync().unwrap();
+        let genuine = read_all(&dir).unwrap();
+        assert_eq!(genuine.len(), 5, "the flood evicted nothing");
+        assert!(genuine.iter().all(|r| r.detail.starts_with("genuine")));
+        let flood = read_unauthenticated(&dir).unwrap();
+        assert!(
+            !flood.is_empty() && flood.len() < 500,
+            "capped: {}",
+            flood.len()
+        );
+        assert_eq!(flood.last().unwrap().detail, "flood 499");
+        let sub: u64 = list_files(&dir.join(UNAUTHENTICATED_DIR))
+            .unwrap()
+            .iter()
+            .map(|f| f.1)
+            .sum();
+        assert!(sub <= 4096 + 1024, "{sub}");
+        for r in genuine.iter().chain(&flood) {
+            let line = serde_json::to_string(r).unwrap();
+            assert!(!line.contains("s3cr3t"), "{line}");
+            assert!(line.contains("PW=***;MN=X1"), "{line}");
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(UNAUTHENTICATED_DIR)), 0o700);
+        for d in [dir.clone(), dir.join(UNAUTHENTICATED_DIR)] {
+            for (p, _, _) in list_files(&d).unwrap() {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
     }
 }

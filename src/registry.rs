@@ -3,7 +3,7 @@
 //! Owns: parsing and validating the registry, lookups by id and by HJ 212 MN. Knows nothing of
 //! brokers or databases.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -62,6 +62,10 @@ struct RawStation {
     /// HJ 212 access password; better given as `pw_env` (name of an environment variable).
     pw: Option<String>,
     pw_env: Option<String>,
+    /// Accept this station's frames on the HJ 212 TCP listener without a password (an explicit
+    /// opt-out: without `pw`/`pw_env` and without this, its frames are refused there).
+    #[serde(default)]
+    hj212_no_password: bool,
     water_body: Option<String>,
     body_type: Option<BodyType>,
     target_class: Option<String>,
@@ -77,6 +81,8 @@ pub struct Registry {
     by_id: HashMap<String, Arc<Station>>,
     by_mn: HashMap<String, Arc<Station>>,
     order: Vec<Arc<Station>>,
+    /// Ids of the stations with `hj212_no_password = true`.
+    no_password: HashSet<String>,
 }
 
 impl Registry {
@@ -217,6 +223,21 @@ impl Registry {
                 })?),
                 (None, None) => None,
             };
+            if rs.hj212_no_password {
+                if pw.is_some() {
+                    return Err(invalid(
+                        key("hj212_no_password"),
+                        "the station has a password (pw / pw_env): remove hj212_no_password".into(),
+                    ));
+                }
+                if rs.mn.is_none() {
+                    return Err(invalid(
+                        key("hj212_no_password"),
+                        "only means something for a station with an HJ 212 mn".into(),
+                    ));
+                }
+                reg.no_password.insert(rs.id.clone());
+            }
             let st = Arc::new(Station {
                 id: rs.id.clone(),
                 name: rs.name,
@@ -256,6 +277,19 @@ impl Registry {
 
     pub fn by_mn(&self, mn: &str) -> Option<&Arc<Station>> {
         self.by_mn.get(mn)
+    }
+
+    /// True when the registry lets station `id` send HJ 212 frames over TCP without a
+    /// password (`hj212_no_password = true`).
+    pub fn hj212_no_password(&self, id: &str) -> bool {
+        self.no_password.contains(id)
+    }
+
+    /// Stations with `hj212_no_password = true`, in file order (for `check-config`).
+    pub fn hj212_no_password_stations(&self) -> impl Iterator<Item = &Arc<Station>> {
+        self.order
+            .iter()
+            .filter(|s| self.no_password.contains(&s.id))
     }
 
     /// Stations in file order.
@@ -365,5 +399,33 @@ groups = ["一河三湖", "demo-zone"]
         assert!(e.contains("duplicate station id"), "{e}");
         let bad = format!("{OK}\ncolour = 1\n");
         assert!(Registry::parse(&bad, "t").is_err());
+    }
+
+    #[test]
+    fn hj212_no_password_is_explicit_and_checked() {
+        let r = Registry::parse(OK, "t").unwrap();
+        assert!(!r.hj212_no_password("WJ-A01"));
+        let opted = OK.replace(
+            "mn = \"32050900000001\"\n",
+            "mn = \"32050900000001\"\nhj212_no_password = true\n",
+        );
+        let r = Registry::parse(&opted, "t").unwrap();
+        assert!(r.hj212_no_password("WJ-A01"));
+        assert_eq!(r.hj212_no_password_stations().count(), 1);
+        let both = opted.replace(
+            "hj212_no_password = true\n",
+            "hj212_no_password = true\npw = \"x\"\n",
+        );
+        let e = Registry::parse(&both, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("hj212_no_password: the station has a password"),
+            "{e}"
+        );
+        let no_mn = OK.replace("groups = [", "hj212_no_password = true\ngroups = [");
+        let e = Registry::parse(&no_mn, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("W-TP01") && e.contains("hj212_no_password"),
+            "{e}"
+        );
     }
 }

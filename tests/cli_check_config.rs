@@ -237,3 +237,56 @@ fn connect_tries_broker_and_influxdb_and_names_the_unreachable_one() {
         "{err}"
     );
 }
+
+#[test]
+fn warns_for_each_station_accepted_on_hj212_without_a_password() {
+    let (code, out, err) = check(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("hj212_no_password"),
+        "shipped registry opts none out: {out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stations.toml");
+    let entry = |id: &str, mn: &str, extra: &str| {
+        format!(
+            "[[station]]\nid = \"{id}\"\nname = \"x\"\nname_en = \"x\"\nkind = \"air_national\"\n\
+             district = \"D\"\nlat = 31.0\nlon = 120.0\nmn = \"{mn}\"\n{extra}\n"
+        )
+    };
+    std::fs::write(
+        &st,
+        [
+            entry("OPEN-1", "MN0001", "hj212_no_password = true"),
+            entry("LOCKED", "MN0002", "pw_env = \"ENVMON_TEST_PW_LOCKED\""),
+            entry("OPEN-2", "MN0003", "hj212_no_password = true"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let targets = dir.path().join("targets.toml");
+    std::fs::write(&targets, "").unwrap();
+    let (code, out, err) = check(
+        &[],
+        &[
+            ("ENVMON__STATIONS__FILE", st.to_str().unwrap()),
+            ("ENVMON_TEST_PW_LOCKED", "Kx9-secret"),
+            // the shipped rules and targets name stations of the shipped registry
+            ("ENVMON__ALERTS__ENABLED", "false"),
+            ("ENVMON__TARGETS__FILE", targets.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings[0].contains("OPEN-1") && warnings[0].contains("MN0001"),
+        "{out}"
+    );
+    assert!(
+        warnings[1].contains("OPEN-2") && warnings[1].contains("hj212_no_password"),
+        "{out}"
+    );
+    assert!(warnings[0].contains(" / "), "bilingual: {out}");
+    assert!(!out.contains("Kx9-secret"), "{out}");
+}

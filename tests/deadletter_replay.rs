@@ -205,3 +205,79 @@ fn an_unknown_station_replayed_after_the_registry_fix_lands_once() {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("0 records selected"), "{}", text(&o));
 }
+
+/// `##LLLL<data>CCCC\r\n` with the HJ 212 CRC (standards.md §6.2), written out independently
+/// of src/.
+fn hj212_wrap(data: &str) -> Vec<u8> {
+    let mut crc: u16 = 0xFFFF;
+    for b in data.bytes() {
+        crc = (crc >> 8) ^ b as u16;
+        for _ in 0..8 {
+            let lsb = crc & 1;
+            crc >>= 1;
+            if lsb == 1 {
+                crc ^= 0xA001;
+            }
+        }
+    }
+    format!("##{:04}{data}{crc:04X}\r\n", data.len()).into_bytes()
+}
+
+#[test]
+fn an_hj212_frame_kept_with_its_password_redacted_is_replayed_with_the_registry_password() {
+    const PW: &str = "Pw-77-s3cret";
+    let broker = Mosquitto::start();
+    let influx = Influx1::start();
+    influx.create_db("envmon");
+    let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
+    opts.stations = stations_toml(50, 0);
+    opts.indicators = false;
+    let mut envmon = Envmon::start(&opts);
+    // A077's MN is not in the registry yet: dead-lettered "unknown station".
+    let frame = hj212_wrap(&format!(
+        "QN=20261101080000000;ST=22;CN=2061;PW={PW};MN=32050000000077;Flag=4;CP=&&\
+         DataTime=20261101080000;a34004-Avg=77.5,a34004-Flag=N&&"
+    ));
+    let rt = runtime();
+    assert_eq!(
+        rt.block_on(publish_all(
+            broker.port(),
+            "pub-dl-hj212",
+            vec![("env/hj212/A077".to_string(), frame)],
+            Duration::from_secs(30)
+        )),
+        1
+    );
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            (envmon.metric("envmon_deadletter_total") >= 1.0).then_some(())
+        })
+        .is_some(),
+        "dead-lettered"
+    );
+    assert!(envmon.terminate(), "clean stop");
+    let recs = envmon::deadletter::read_all(&envmon.deadletter_dir()).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].reason, "unknown station");
+    let kept = recs[0].payload.clone().unwrap();
+    assert!(
+        !kept.contains(PW) && kept.contains("PW=***;MN=32050000000077"),
+        "{kept}"
+    );
+    // The registry is fixed: A077 exists, with its password.
+    let fixed = stations_toml(100, 0).replace(
+        "mn = \"32050000000077\"\n",
+        &format!("mn = \"32050000000077\"\npw = \"{PW}\"\n"),
+    );
+    assert!(fixed.contains(PW));
+    std::fs::write(envmon.dir.path().join("stations.toml"), fixed).unwrap();
+    let cfg = envmon.config_path().display().to_string();
+    let o = envmon_cli(&["deadletter", "replay", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains(PW), "{}", text(&o));
+    assert_eq!(
+        influx.wait_count("envmon", "air", "pm25", 1, Duration::from_secs(20)),
+        1
+    );
+    assert_eq!(count_station(&influx, "A077"), 1);
+}

@@ -46,6 +46,9 @@ fn logger_over_tcp_and_frame_over_mqtt_land_exactly_with_9014_after_storage() {
     let tcp_port = free_port();
     let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
     opts.extra = format!("[hj212]\nlisten = \"127.0.0.1:{tcp_port}\"\n");
+    // Spool off: the 9014 reply then waits for InfluxDB itself, which this test checks (with
+    // the spool on, the reply follows the spool's fsync and InfluxDB may lag behind it).
+    opts.spool = false;
     // A001 has an access password; a frame with another one is an authentication failure.
     opts.stations = opts
         .stations
@@ -130,12 +133,142 @@ fn logger_over_tcp_and_frame_over_mqtt_land_exactly_with_9014_after_storage() {
     let mut s2 = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
     s2.write_all(&frame("20261123100000000", "wrong")).unwrap();
     let dl = envmon.deadletter_dir();
+    // The MQTT frame with a bad CRC is in the dead-letter itself; the TCP frame that did not
+    // authenticate is under unauthenticated/ (its own budget).
     let recs = common::wait_until(Duration::from_secs(10), || {
-        let r = ::envmon::deadletter::read_all(&dl).ok()?;
+        let mut r = ::envmon::deadletter::read_all(&dl).ok()?;
+        r.extend(::envmon::deadletter::read_unauthenticated(&dl).ok()?);
         (r.len() >= 2).then_some(r)
     })
     .unwrap_or_else(|| panic!("dead-letters:\n{}", envmon.log()));
     let reasons: Vec<&str> = recs.iter().map(|r| r.reason.as_str()).collect();
     assert!(reasons.contains(&"bad crc"), "{reasons:?}");
     assert!(reasons.contains(&"auth failure"), "{reasons:?}");
+}
+
+/// Every file under `dir`, recursively: (path, contents).
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                out.push((p, text));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn hj212_passwords_never_appear_in_logs_dead_letters_or_metrics_after_bad_frames() {
+    use std::os::unix::fs::PermissionsExt as _;
+    const SECRET: &str = "Zq7-s3cr3t"; // A001's password
+    const GUESS: &str = "Wr0ng-guess";
+    let broker = Mosquitto::start();
+    let influx = Influx1::start();
+    influx.create_db("envmon");
+    let tcp_port = free_port();
+    let mut opts = EnvmonOpts::v1(broker.port(), influx.url());
+    opts.extra = format!("[hj212]\nlisten = \"127.0.0.1:{tcp_port}\"\n");
+    opts.stations = opts.stations.replace(
+        "id = \"A001\"\n",
+        &format!("id = \"A001\"\npw = \"{SECRET}\"\n"),
+    );
+    let envmon = Envmon::start(&opts);
+
+    let good = String::from_utf8(frame("20261123080005123", SECRET)).unwrap();
+    let n = good.len();
+    let wrong = if &good[n - 6..n - 2] == "0000" {
+        "FFFF"
+    } else {
+        "0000"
+    };
+    let bad_crc = format!("{}{wrong}\r\n", &good[..n - 6]);
+    let data = &good[6..n - 6];
+    // Frames that fail at each stage, every one carrying a PW.
+    let not_a_frame = format!("##00x1{data}ZZZZ\r\n");
+    let no_cp = wrap(&format!(
+        "QN=1;ST=22;CN=2061;PW={SECRET};MN=32050000000001;Flag=4"
+    ));
+    let bad_value = wrap(&data.replace("a34004-Avg=35.5", "a34004-Avg=abc"));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    for f in [
+        bad_crc.clone(),
+        not_a_frame.clone(),
+        no_cp.clone(),
+        String::from_utf8(frame("20261123080005124", GUESS)).unwrap(),
+        bad_value.clone(),
+    ] {
+        s.write_all(f.as_bytes()).unwrap();
+    }
+    // The same over MQTT (station A002 has no password: its frames pass PW unchecked there).
+    let rt = common::envmon::runtime();
+    let published = rt.block_on(publish_all(
+        broker.port(),
+        "pub-hj212-pw",
+        vec![
+            ("env/hj212/A002".into(), bad_crc.clone().into_bytes()),
+            ("env/hj212/A002".into(), not_a_frame.clone().into_bytes()),
+            ("env/hj212/A002".into(), no_cp.clone().into_bytes()),
+            ("env/hj212/A002".into(), bad_value.clone().into_bytes()),
+        ],
+        Duration::from_secs(20),
+    ));
+    assert_eq!(published, 4);
+    let dl = envmon.deadletter_dir();
+    let (main, unauth) = common::wait_until(Duration::from_secs(20), || {
+        let m = ::envmon::deadletter::read_all(&dl).ok()?;
+        let u = ::envmon::deadletter::read_unauthenticated(&dl).ok()?;
+        (m.len() >= 5 && u.len() >= 4).then_some((m, u))
+    })
+    .unwrap_or_else(|| panic!("dead-letters:\n{}", envmon.log()));
+    // TCP: the station's own bad value under its id; the four unauthenticated ones apart.
+    assert!(main
+        .iter()
+        .any(|r| r.origin.starts_with("hj212/tcp/") && r.station.as_deref() == Some("A001")));
+    let reasons: Vec<&str> = unauth.iter().map(|r| r.reason.as_str()).collect();
+    for want in ["bad crc", "bad frame", "malformed", "auth failure"] {
+        assert!(reasons.contains(&want), "{want}: {reasons:?}");
+    }
+    assert!(unauth.iter().all(|r| r.station.is_none()));
+    // Redacted, the MN kept.
+    for r in main.iter().chain(&unauth) {
+        let line = serde_json::to_string(r).unwrap();
+        assert!(
+            line.contains("PW=***") && line.contains("32050000000001"),
+            "{line}"
+        );
+    }
+    // /metrics too (the auth failure is counted there under the MN).
+    let (code, metrics) = envmon.get("/metrics").expect("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("envmon_hj212_tcp_auth_failures_total{mn=\"32050000000001\"} 1"),
+        "{metrics}"
+    );
+    let log = envmon.log();
+    assert!(log.contains("authentication failure"), "{log}");
+    let mut haystacks = files_under(&dl);
+    haystacks.push(("log".into(), log));
+    haystacks.push(("/metrics".into(), metrics));
+    for (what, text) in &haystacks {
+        for secret in [SECRET, GUESS] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in {}:\n{text}",
+                what.display()
+            );
+        }
+    }
+    // Owner-only files.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dl), 0o700);
+    for (p, _) in files_under(&dl) {
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
 }

@@ -30,6 +30,13 @@ fn registry() -> Arc<Registry> {
         "[[station]]\nid = \"AIR-1\"\nname = \"a\"\nname_en = \"a\"\nkind = \"air_national\"\n\
          district = \"d\"\nlat = 31.0\nlon = 120.0\nmn = \"{MN}\"\npw = \"{PW}\"\n"
     );
+    // A station without a password (refused on TCP) and one opted out explicitly.
+    t.push_str(
+        "[[station]]\nid = \"NOPW\"\nname = \"n\"\nname_en = \"n\"\nkind = \"air_micro\"\n\
+         district = \"d\"\nlat = 31.0\nlon = 120.0\nmn = \"NOPW0001\"\n\
+         [[station]]\nid = \"OPEN\"\nname = \"o\"\nname_en = \"o\"\nkind = \"air_micro\"\n\
+         district = \"d\"\nlat = 31.0\nlon = 120.0\nmn = \"OPEN0001\"\nhj212_no_password = true\n",
+    );
     for i in 0..200 {
         t.push_str(&format!(
             "[[station]]\nid = \"L{i}\"\nname = \"l\"\nname_en = \"l\"\nkind = \"air_micro\"\n\
@@ -249,8 +256,17 @@ async fn wrong_crc_and_wrong_pw_are_rejected_without_reply() {
             ..
         } => {
             assert_eq!(*reason, "bad crc");
-            assert_eq!(station.as_deref(), Some(MN));
-            assert_eq!(&bytes[..], &bad_crc[..]);
+            // not authenticated: no station (kept apart in the dead-letter), PW redacted
+            assert_eq!(station.as_deref(), None);
+            let kept = String::from_utf8_lossy(bytes);
+            assert!(
+                !kept.contains(PW) && kept.contains(&format!("PW=***;MN={MN}")),
+                "{kept}"
+            );
+            // still the frame's data, and its CRC still does not verify
+            assert!(kept
+                .ends_with(&String::from_utf8_lossy(&bad_crc[bad_crc.len() - 40..]).to_string()));
+            assert_eq!(hj212::check(bytes, false).unwrap_err().reason(), "bad crc");
         }
         p => panic!("{p:?}"),
     }
@@ -265,7 +281,8 @@ async fn wrong_crc_and_wrong_pw_are_rejected_without_reply() {
             ..
         } => {
             assert_eq!(*reason, "auth failure");
-            assert_eq!(station.as_deref(), Some("AIR-1"));
+            assert_eq!(station.as_deref(), None);
+            assert!(detail.contains("AIR-1") && detail.contains(MN), "{detail}");
             assert!(
                 !detail.contains("999999") && !detail.contains(PW),
                 "{detail}"
@@ -293,6 +310,10 @@ async fn wrong_crc_and_wrong_pw_are_rejected_without_reply() {
         text.contains(&format!(
             "frames_total{{mn=\"{MN}\",result=\"auth failure\"}} 1"
         )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("auth_failures_total{{mn=\"{MN}\"}} 1")),
         "{text}"
     );
     h.cancel.cancel();
@@ -409,7 +430,12 @@ async fn no_9014_before_handle_completes_and_none_when_dropped() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_loggers() {
-    let (h, rx) = start(Hj212Options::default()).await;
+    // all from 127.0.0.1: the per-address cap raised for this test
+    let (h, rx) = start(Hj212Options {
+        max_connections_per_peer: 1000,
+        ..Default::default()
+    })
+    .await;
     let mut obs = auto_pipeline(rx);
     let t0 = std::time::Instant::now();
     let mut tasks = Vec::new();
@@ -471,7 +497,12 @@ async fn connection_limit() {
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "third connection closed at once");
-    assert!(metrics_text(&h.metrics).contains("connections_refused_total 1"));
+    let text = metrics_text(&h.metrics);
+    assert!(text.contains("connections_refused_total 1"), "{text}");
+    assert!(
+        text.contains("refusals_total{reason=\"max_connections\"} 1"),
+        "{text}"
+    );
     h.cancel.cancel();
 }
 
@@ -560,4 +591,306 @@ async fn time_calibration_reply() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A client socket bound to `local` (127.0.0.x: another peer address on the loopback).
+async fn connect_from(local: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(local), 0).into())
+        .unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// True when the server closes `s` within `wait` (EOF or reset).
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut b = [0u8; 64];
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < wait {
+        match timeout(wait.saturating_sub(t0.elapsed()), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_more_than_its_share_of_slots() {
+    let opts = Hj212Options {
+        max_connections: 100,
+        max_connections_per_peer: 3,
+        ..Default::default()
+    };
+    let (h, rx) = start(opts).await;
+    let mut obs = auto_pipeline(rx);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 1], h.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = connect_from([127, 0, 0, 1], h.addr).await;
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(5)).await,
+        "4th connection from one address refused"
+    );
+    // another address still gets in, and is served
+    let mut other = connect_from([127, 0, 0, 2], h.addr).await;
+    other.write_all(&upload(QN, PW, 8.0, true)).await.unwrap();
+    assert!(matches!(
+        next_env(&mut obs).await.payload,
+        Payload::Readings(_)
+    ));
+    assert_eq!(
+        read_reply(&mut other, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(REPLY_C241)
+    );
+    // a slot freed is a slot again
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from([127, 0, 0, 1], h.addr).await;
+    assert!(!closed_within(&mut again, Duration::from_millis(300)).await);
+    let text = metrics_text(&h.metrics);
+    assert!(
+        text.contains("refusals_total{reason=\"per_peer\"} 1"),
+        "{text}"
+    );
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn garbage_trickle_is_closed_within_the_idle_timeout() {
+    let opts = Hj212Options {
+        idle_timeout_s: 1,
+        max_rejected_frames: 1000,
+        ..Default::default()
+    };
+    let (h, rx) = start(opts).await;
+    let _obs = auto_pipeline(rx);
+    // garbage without "##", then rejected frames (wrong PW): bytes keep coming, no valid frame
+    for kind in ["garbage", "rejected frames"] {
+        let mut s = TcpStream::connect(h.addr).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let mut closed = false;
+        for i in 0..40u32 {
+            let chunk = if kind == "garbage" {
+                b"xyz".to_vec()
+            } else {
+                upload(&format!("2016080108500{i:04}"), "999999", 1.0, false)
+            };
+            if s.write_all(&chunk).await.is_err() {
+                closed = true;
+                break;
+            }
+            let mut x = [0u8; 16];
+            if let Ok(Ok(0) | Err(_)) = timeout(Duration::from_millis(100), s.read(&mut x)).await {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "{kind}: trickle not closed");
+        let el = t0.elapsed();
+        assert!(
+            el >= Duration::from_millis(900) && el < Duration::from_millis(2500),
+            "{kind}: closed after {el:?}"
+        );
+    }
+    // a logger sending valid frames is kept past the idle timeout
+    let mut s = TcpStream::connect(h.addr).await.unwrap();
+    for i in 0..4u32 {
+        s.write_all(&upload(&format!("2016080108510{i:04}"), PW, 1.0, false))
+            .await
+            .unwrap();
+        assert!(
+            !closed_within(&mut s, Duration::from_millis(500)).await,
+            "frame {i}"
+        );
+    }
+    let text = metrics_text(&h.metrics);
+    assert!(
+        text.contains("connections_closed_total{reason=\"idle\"} 2"),
+        "{text}"
+    );
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn rejected_frames_in_a_row_close_the_connection_and_the_address_backs_off() {
+    let opts = Hj212Options {
+        max_rejected_frames: 3,
+        reject_backoff_s: 2,
+        ..Default::default()
+    };
+    let (h, rx) = start(opts).await;
+    let mut obs = auto_pipeline(rx);
+    let mut s = connect_from([127, 0, 0, 3], h.addr).await;
+    // two rejected, one valid (resets the count), then three rejected: closed
+    let mut bad_crc = upload(QN, PW, 1.0, false);
+    let n = bad_crc.len();
+    bad_crc[n - 3] = if bad_crc[n - 3] == b'0' { b'1' } else { b'0' };
+    s.write_all(&bad_crc).await.unwrap();
+    s.write_all(&upload(QN, "wrong1", 1.0, false))
+        .await
+        .unwrap();
+    s.write_all(&upload(QN, PW, 1.0, false)).await.unwrap();
+    assert!(!closed_within(&mut s, Duration::from_millis(300)).await);
+    for pw in ["wrong2", "wrong3"] {
+        s.write_all(&upload(QN, pw, 1.0, false)).await.unwrap();
+    }
+    assert!(!closed_within(&mut s, Duration::from_millis(300)).await);
+    s.write_all(&upload(QN, "wrong4", 1.0, false))
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)).await,
+        "closed"
+    );
+    // refused while backing off; another address is not affected
+    let mut again = connect_from([127, 0, 0, 3], h.addr).await;
+    assert!(
+        closed_within(&mut again, Duration::from_secs(1)).await,
+        "backoff"
+    );
+    let mut other = connect_from([127, 0, 0, 4], h.addr).await;
+    assert!(!closed_within(&mut other, Duration::from_millis(300)).await);
+    // after reject_backoff_s the address is served again
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut later = connect_from([127, 0, 0, 3], h.addr).await;
+    later.write_all(&upload(QN, PW, 2.0, true)).await.unwrap();
+    assert_eq!(
+        read_reply(&mut later, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(REPLY_C241)
+    );
+    let mut readings = 0;
+    while let Ok(Some(e)) = timeout(Duration::from_millis(200), obs.recv()).await {
+        if let Payload::Readings(_) = e.payload {
+            readings += 1;
+        }
+    }
+    assert_eq!(readings, 2);
+    let text = metrics_text(&h.metrics);
+    for want in [
+        "connections_closed_total{reason=\"rejected frames\"} 1".to_string(),
+        "refusals_total{reason=\"backoff\"} 1".to_string(),
+        "backoffs_total 1".to_string(),
+        format!("auth_failures_total{{mn=\"{MN}\"}} 4"),
+    ] {
+        assert!(text.contains(&want), "{want}\n{text}");
+    }
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_frames_is_dead_lettered_only_up_to_the_rate_limit() {
+    let opts = Hj212Options {
+        unauthenticated_deadletter_per_min: 5,
+        max_rejected_frames: 10_000,
+        ..Default::default()
+    };
+    let (h, rx) = start(opts).await;
+    let mut obs = auto_pipeline(rx);
+    let mut s = TcpStream::connect(h.addr).await.unwrap();
+    let mut w = Vec::new();
+    for i in 0..100u32 {
+        let qn = format!("2016080108500{i:04}");
+        let mut f = upload(&qn, if i % 2 == 0 { "guess1" } else { PW }, 1.0, false);
+        if i % 2 == 1 {
+            let n = f.len();
+            f[n - 3] = if f[n - 3] == b'0' { b'1' } else { b'0' }; // bad CRC, right PW inside
+        }
+        w.extend(f);
+    }
+    // then a frame of the station itself whose value is bad: always written
+    w.extend(
+        encode::frame(&format!(
+        "QN={QN};ST=22;CN=2011;PW={PW};MN={MN};Flag=4;CP=&&DataTime=20160801084000;a34004-Rtd=abc&&"
+    ))
+        .unwrap(),
+    );
+    s.write_all(&w).await.unwrap();
+    let mut rejected = Vec::new();
+    while let Ok(Some(e)) = timeout(Duration::from_millis(500), obs.recv()).await {
+        if let Payload::Rejected {
+            reason,
+            detail,
+            station,
+            bytes,
+        } = e.payload
+        {
+            rejected.push((reason, detail, station, bytes));
+        }
+    }
+    let unauth = rejected.iter().filter(|r| r.2.is_none()).count();
+    assert!(
+        (5..=6).contains(&unauth),
+        "{unauth} records for 100 bad frames"
+    );
+    let own: Vec<_> = rejected.iter().filter(|r| r.2.is_some()).collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].0, "bad value");
+    assert_eq!(own[0].2.as_deref(), Some("AIR-1"));
+    for (_, detail, _, bytes) in &rejected {
+        let b = String::from_utf8_lossy(bytes);
+        for pw in [PW, "guess1"] {
+            assert!(!b.contains(pw) && !detail.contains(pw), "{detail} {b}");
+        }
+        assert!(b.contains("PW=***;MN="), "{b}");
+    }
+    let text = metrics_text(&h.metrics);
+    let suppressed: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("envmon_hj212_tcp_deadletter_suppressed_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(suppressed as usize + unauth, 100, "{text}");
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_station_without_password_is_refused_unless_opted_out() {
+    let (h, rx) = start(Hj212Options::default()).await;
+    let mut obs = auto_pipeline(rx);
+    let mut s = TcpStream::connect(h.addr).await.unwrap();
+    let frame = |mn: &str| {
+        encode::frame(&format!(
+            "QN={QN};ST=22;CN=2011;PW=anything;MN={mn};Flag=4;CP=&&DataTime=20160801084000;a34004-Rtd=3&&"
+        ))
+        .unwrap()
+    };
+    s.write_all(&frame("NOPW0001")).await.unwrap();
+    match next_env(&mut obs).await.payload {
+        Payload::Rejected {
+            reason,
+            detail,
+            station,
+            ..
+        } => {
+            assert_eq!(reason, "no password");
+            assert_eq!(station, None);
+            assert!(
+                detail.contains("NOPW") && detail.contains("hj212_no_password"),
+                "{detail}"
+            );
+        }
+        p => panic!("{p:?}"),
+    }
+    s.write_all(&frame("OPEN0001")).await.unwrap();
+    match next_env(&mut obs).await.payload {
+        Payload::Readings(r) => assert_eq!(r[0].station, "OPEN"),
+        p => panic!("{p:?}"),
+    }
+    let text = metrics_text(&h.metrics);
+    assert!(
+        text.contains("frames_total{mn=\"NOPW0001\",result=\"no password\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("auth_failures_total{mn=\"NOPW0001\"} 1"),
+        "{text}"
+    );
+    h.cancel.cancel();
 }

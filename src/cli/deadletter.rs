@@ -323,7 +323,12 @@ fn reingest(
                 vendor,
                 hj212: &s.hj212,
             };
-            match decode::decode(&format, topic, &payload, &ctx) {
+            // Dead-letter records hold HJ 212 frames with `PW=***`: the registry's password back.
+            let restored = (format == Format::Hj212)
+                .then(|| crate::decode::hj212::restore_pw(&payload, reg))
+                .flatten();
+            let payload = restored.as_deref().unwrap_or(&payload);
+            match decode::decode(&format, topic, payload, &ctx) {
                 Ok(r) => r,
                 // A line InfluxDB refused, kept as line protocol (records of earlier versions):
                 // written as it is.

@@ -62,11 +62,29 @@ pub struct Hj212Options {
     /// Longest frame accepted on TCP, bytes including `##LLLL`, CRC and CRLF (standard: 1024 data
     /// bytes; real loggers send more). Longer input is discarded up to the next `##`.
     pub max_frame_len: usize,
-    /// Concurrent TCP connections; more are accepted and closed at once.
+    /// Concurrent TCP connections in all; more are accepted and closed at once.
     pub max_connections: usize,
-    /// Close a TCP connection that sends nothing for this long, or that takes this long to
-    /// complete a frame it started (slow-drip clients).
+    /// Concurrent TCP connections from one peer IP address (IPv4, or full IPv6 address); more
+    /// are accepted and closed at once, so one address cannot take every slot. Default 32
+    /// (1/32 of `max_connections`); raise it when many loggers reach envmon through one NAT
+    /// address (a carrier's 4G APN, a site router).
+    pub max_connections_per_peer: usize,
+    /// Close a TCP connection that has not sent a complete valid frame (passing the CRC and
+    /// authentication) for this long. Bytes alone do not count: a trickle of garbage or of
+    /// rejected frames is closed after this long, like a silent one.
     pub idle_timeout_s: u64,
+    /// Close a connection after this many rejected frames in a row that did not authenticate
+    /// (bad frame or CRC, unknown MN, wrong or missing PW, oversized), and refuse its peer
+    /// address for `reject_backoff_s`. A valid frame resets the count.
+    pub max_rejected_frames: u32,
+    /// How long an address that hit `max_rejected_frames` is refused (new connections from it
+    /// are closed at once).
+    pub reject_backoff_s: u64,
+    /// Dead-letter records written per minute, over all connections, for frames that did not
+    /// authenticate (a token bucket of this size, refilled evenly); the rest are counted in
+    /// `envmon_hj212_tcp_deadletter_suppressed_total{reason}` and not written. Rejected frames
+    /// of authenticated stations are always written.
+    pub unauthenticated_deadletter_per_min: u32,
     /// How long the parts of a split upload (Flag bit D, PNUM/PNO) may take to arrive; after that
     /// the parts that did arrive are dead-lettered as `incomplete split`.
     pub split_timeout_s: u64,
@@ -87,7 +105,11 @@ impl Default for Hj212Options {
             accept_bad_length: false,
             max_frame_len: 4096,
             max_connections: 1024,
+            max_connections_per_peer: 32,
             idle_timeout_s: 600,
+            max_rejected_frames: 10,
+            reject_backoff_s: 300,
+            unauthenticated_deadletter_per_min: 60,
             split_timeout_s: 60,
             time_calibration: false,
             max_future_s: 3600,

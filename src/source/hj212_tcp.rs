@@ -10,8 +10,18 @@
 //!   `##` is skipped (counted); a frame that meets a new `##` before its `\r\n` is abandoned
 //!   (resynchronise on the new header); a frame longer than `max_frame_len` is discarded up to
 //!   the next `##`. The read buffer never grows beyond `max_frame_len` plus one read.
-//! - **Checks**: frame check (CRC, length), data segment, MN → station, PW. A failure becomes a
-//!   `Payload::Rejected` envelope (dead-letter, counted) and gets no response.
+//! - **Checks**: frame check (CRC, length), data segment, MN → station, PW. A station needs its
+//!   password (registry `pw` / `pw_env`) unless the registry says `hj212_no_password = true`
+//!   for it ([`PwPolicy::Required`]). A failure becomes a `Payload::Rejected` envelope
+//!   (dead-letter, counted) and gets no response. `PW=` values are redacted (`***`) in every
+//!   log line, error and dead-letter record.
+//! - **Unauthenticated frames** (any rejection before the MN and PW were verified): their
+//!   dead-letter records name no station (the MN they claim is in the detail; the dead-letter
+//!   keeps them apart, in `unauthenticated/`) and are rate-limited over all connections
+//!   (`unauthenticated_deadletter_per_min`; the rest counted in `deadletter_suppressed`). Auth
+//!   failures are counted per MN (`auth_failures`, registry MNs only, else `unknown`) and per
+//!   peer address (in memory, bounded, named in the log). `max_rejected_frames` of them in a row
+//!   close the connection and refuse its address for `reject_backoff_s`.
 //! - **Uploads** (CN 2xxx) become `Payload::Readings` envelopes. With Flag bit A they carry an
 //!   [`AckHandle`]; the CN=9014 response ([`encode::data_response`]) is written only once the
 //!   pipeline completes the handle (stored or dead-lettered), in frame order. A dropped handle
@@ -24,17 +34,19 @@
 //! - **CN=1013** time calibration: answered with CN=1012 (station-local SystemTime) when
 //!   `time_calibration` is on. For every frame whose QN is a timestamp, the device clock drift
 //!   (QN − server time) is exported per MN and logged when over 5 minutes.
-//! - **Limits**: `max_connections` (further connections are closed at once), `idle_timeout_s`
-//!   (no bytes for that long, or a started frame not finished within it → close), a bounded
+//! - **Limits**: `max_connections` in all and `max_connections_per_peer` per peer IP address
+//!   (further connections are closed at once, counted in `refusals{reason}`),
+//!   `idle_timeout_s` (no complete valid frame for that long → close, whatever bytes arrive:
+//!   `slow frame` when one was in progress, else `idle`), a bounded
 //!   response queue (a logger that does not read its responses stalls only itself), writes time
 //!   out after `idle_timeout_s`. Each connection is its own task; the pipeline channel is the
 //!   only shared queue (tokio's mpsc serves waiting senders in order), so one client cannot
 //!   starve others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -51,11 +63,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::decode::hj212::{self, encode, Hj212Error, Hj212Options, Segment};
+use crate::decode::hj212::frame::snippet;
+use crate::decode::hj212::{self, encode, Hj212Error, Hj212Options, PwPolicy, Segment};
 use crate::decode::{DecodeContext, Format};
 use crate::registry::{Registry, Station};
 use crate::source::{AckHandle, AckWaiter, Envelope, Origin, Payload};
-use crate::text::excerpt as snippet;
 
 /// Errors that stop the listener (per-connection trouble never does).
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +92,15 @@ pub struct FrameLabels {
     pub result: &'static str,
 }
 
+/// Labels: a fixed reason: why a connection was refused (`max_connections`, `per_peer`,
+/// `backoff`), or why a dead-letter record was not written (a frame rejection reason).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 /// Labels: why a connection ended (`eof`, `idle`, `slow frame`, `error`, `shutdown`,
-/// `not stored`, `write timeout`, `pipeline closed`).
+/// `not stored`, `write timeout`, `pipeline closed`, `rejected frames`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
     pub reason: &'static str,
@@ -93,6 +112,11 @@ pub struct Hj212TcpMetrics {
     pub connections_open: Gauge,
     pub connections: Counter,
     pub connections_refused: Counter,
+    pub refusals: Family<ReasonLabels, Counter>,
+    pub auth_failures: Family<MnLabels, Counter>,
+    pub deadletter_suppressed: Family<ReasonLabels, Counter>,
+    pub backoffs: Counter,
+    pub backed_off_addresses: Gauge,
     pub connections_closed: Family<CloseLabels, Counter>,
     pub frames: Family<FrameLabels, Counter>,
     pub bytes_received: Counter,
@@ -124,8 +148,33 @@ impl Hj212TcpMetrics {
         );
         r.register(
             "connections_refused",
-            "Connections closed at once because max_connections was reached",
+            "Connections closed at once (any reason; by reason: refusals)",
             self.connections_refused.clone(),
+        );
+        r.register(
+            "refusals",
+            "Connections closed at once, by reason (max_connections, per_peer, backoff)",
+            self.refusals.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "Frames with a wrong or missing PW, or for a station without a password, by MN",
+            self.auth_failures.clone(),
+        );
+        r.register(
+            "deadletter_suppressed",
+            "Unauthenticated frames not dead-lettered (unauthenticated_deadletter_per_min)",
+            self.deadletter_suppressed.clone(),
+        );
+        r.register(
+            "backoffs",
+            "Peer addresses refused for reject_backoff_s after max_rejected_frames",
+            self.backoffs.clone(),
+        );
+        r.register(
+            "backed_off_addresses",
+            "Peer addresses currently refused (backoff)",
+            self.backed_off_addresses.clone(),
         );
         r.register(
             "connections_closed",
@@ -267,14 +316,150 @@ pub async fn bind(addr: &str) -> Result<TcpListener, Hj212TcpError> {
         })
 }
 
+/// Peer addresses tracked at most (backoffs, auth failure counts); the oldest entries go first.
+const MAX_TRACKED_PEERS: usize = 4096;
+
+/// Per peer address: open connections, backoff, auth failures.
+#[derive(Default)]
+struct Peers {
+    open: HashMap<IpAddr, usize>,
+    backoff: HashMap<IpAddr, Instant>,
+    auth_failures: HashMap<IpAddr, u64>,
+}
+
+/// The dead-letter budget of unauthenticated frames: a token bucket of `per_min` tokens.
+struct Bucket {
+    per_min: u32,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(per_min: u32) -> Self {
+        Bucket {
+            per_min,
+            tokens: f64::from(per_min),
+            last: Instant::now(),
+        }
+    }
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let cap = f64::from(self.per_min);
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * cap / 60.0).min(cap);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One open connection counted against its address; released on drop.
+struct PeerSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut p = lock(&self.shared.peers);
+        if let Some(n) = p.open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 struct Shared {
     opts: Hj212Options,
     registry: Arc<Registry>,
     tx: mpsc::Sender<Envelope>,
     metrics: Arc<Hj212TcpMetrics>,
+    peers: Mutex<Peers>,
+    bucket: Mutex<Bucket>,
 }
 
 impl Shared {
+    /// A slot for a new connection from `ip`, or the reason to refuse it.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<PeerSlot, &'static str> {
+        let mut p = lock(&self.peers);
+        let now = Instant::now();
+        if let Some(until) = p.backoff.get(&ip).copied() {
+            if until > now {
+                return Err("backoff");
+            }
+            p.backoff.remove(&ip);
+            self.metrics
+                .backed_off_addresses
+                .set(p.backoff.len() as i64);
+        }
+        let n = p.open.entry(ip).or_insert(0);
+        if *n >= self.opts.max_connections_per_peer.max(1) {
+            return Err("per_peer");
+        }
+        *n += 1;
+        Ok(PeerSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    fn refuse(&self, peer: SocketAddr, reason: &'static str) {
+        self.metrics.connections_refused.inc();
+        self.metrics
+            .refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        tracing::warn!(%peer, reason, max = self.opts.max_connections,
+            max_per_peer = self.opts.max_connections_per_peer,
+            "hj212: connection refused, closing it");
+    }
+
+    /// Refuse `ip` for `reject_backoff_s` from now.
+    fn back_off(&self, ip: IpAddr) {
+        let mut p = lock(&self.peers);
+        let now = Instant::now();
+        p.backoff.retain(|_, until| *until > now);
+        if p.backoff.len() >= MAX_TRACKED_PEERS {
+            if let Some(first) = p.backoff.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+                p.backoff.remove(&first);
+            }
+        }
+        p.backoff
+            .insert(ip, now + Duration::from_secs(self.opts.reject_backoff_s));
+        self.metrics.backoffs.inc();
+        self.metrics
+            .backed_off_addresses
+            .set(p.backoff.len() as i64);
+    }
+
+    /// Count one auth failure of `ip`; the address's total so far.
+    fn note_auth_failure(&self, ip: IpAddr) -> u64 {
+        let mut p = lock(&self.peers);
+        if !p.auth_failures.contains_key(&ip) && p.auth_failures.len() >= MAX_TRACKED_PEERS {
+            if let Some(least) = p
+                .auth_failures
+                .iter()
+                .min_by_key(|(_, n)| **n)
+                .map(|(k, _)| *k)
+            {
+                p.auth_failures.remove(&least);
+            }
+        }
+        let n = p.auth_failures.entry(ip).or_insert(0);
+        *n += 1;
+        *n
+    }
+
     fn mn_label(&self, mn: Option<&str>) -> String {
         match mn {
             Some(m) if self.registry.by_mn(m).is_some() => m.to_string(),
@@ -307,33 +492,44 @@ pub async fn serve(
         tracing::info!(addr = %a, "hj212 TCP listener up");
     }
     let sem = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let bucket = Mutex::new(Bucket::new(opts.unauthenticated_deadletter_per_min));
     let shared = Arc::new(Shared {
         opts,
         registry,
         tx,
         metrics,
+        peers: Mutex::new(Peers::default()),
+        bucket,
     });
     let tracker = TaskTracker::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((sock, peer)) => match sem.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let shared = shared.clone();
-                        let cancel = cancel.child_token();
-                        tracker.spawn(async move {
-                            connection(sock, peer, shared, cancel).await;
-                            drop(permit);
-                        });
+                Ok((sock, peer)) => {
+                    let ip = peer.ip().to_canonical();
+                    let admitted = shared.admit(ip).and_then(|slot| {
+                        match sem.clone().try_acquire_owned() {
+                            Ok(permit) => Ok((slot, permit)),
+                            Err(_) => Err("max_connections"),
+                        }
+                    });
+                    match admitted {
+                        Ok((slot, permit)) => {
+                            let shared = shared.clone();
+                            let cancel = cancel.child_token();
+                            tracker.spawn(async move {
+                                connection(sock, peer, shared, cancel).await;
+                                drop(permit);
+                                drop(slot);
+                            });
+                        }
+                        Err(reason) => {
+                            shared.refuse(peer, reason);
+                            drop(sock);
+                        }
                     }
-                    Err(_) => {
-                        shared.metrics.connections_refused.inc();
-                        tracing::warn!(%peer, max = shared.opts.max_connections,
-                            "hj212: connection limit reached, closing new connection");
-                        drop(sock);
-                    }
-                },
+                }
                 Err(e) => {
                     // EMFILE and friends: back off briefly, keep serving.
                     tracing::warn!(error = %e, "hj212: accept failed");
@@ -380,9 +576,20 @@ const MAX_SPLIT_SETS: usize = 4;
 const REPLY_QUEUE: usize = 64;
 const DRIFT_WARN_S: f64 = 300.0;
 
+/// What the read loop does after a frame.
+enum Step {
+    Go,
+    Close(&'static str),
+}
+
 struct Conn {
     shared: Arc<Shared>,
     peer: SocketAddr,
+    ip: IpAddr,
+    /// The last complete valid (authenticated) frame, or the connection's start.
+    last_valid: Instant,
+    /// Unauthenticated rejected frames since the last valid one.
+    rejected_in_a_row: u32,
     origin: Origin,
     replies: mpsc::Sender<Reply>,
     splits: HashMap<(String, String, String), SplitSet>,
@@ -415,6 +622,9 @@ async fn connection(
         origin: Origin::Hj212Tcp(peer),
         shared: shared.clone(),
         peer,
+        ip: peer.ip().to_canonical(),
+        last_valid: Instant::now(),
+        rejected_in_a_row: 0,
         replies: reply_tx,
         splits: HashMap::new(),
         drift_warned: HashSet::new(),
@@ -423,13 +633,9 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(4096);
     let mut framer = Framer::new(shared.opts.max_frame_len);
     let split_timeout = Duration::from_secs(shared.opts.split_timeout_s.max(1));
-    let mut frame_started: Option<Instant> = None;
     let close_reason: &'static str = loop {
-        let now = Instant::now();
-        let mut deadline = now + idle;
-        if let Some(t) = frame_started {
-            deadline = deadline.min(t + idle);
-        }
+        // Time without a complete valid frame, not time without bytes.
+        let deadline = conn.last_valid + idle;
         let split_deadline = conn
             .splits
             .values()
@@ -452,11 +658,7 @@ async fn connection(
                 }
             }
             r = tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)) => match r {
-                Err(_) => break if frame_started.is_some_and(|t| t + idle <= Instant::now()) {
-                    "slow frame"
-                } else {
-                    "idle"
-                },
+                Err(_) => break if framer.in_frame(&buf) { "slow frame" } else { "idle" },
                 Ok(Ok(0)) => break "eof",
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "hj212: read error");
@@ -464,7 +666,7 @@ async fn connection(
                 }
                 Ok(Ok(n)) => {
                     m.bytes_received.inc_by(n as u64);
-                    let mut alive = true;
+                    let mut step = Step::Go;
                     while let Some(ev) = framer.next_event(&mut buf) {
                         match ev {
                             FrameEvent::Garbage(n) => {
@@ -475,23 +677,18 @@ async fn connection(
                                 shared.count(None, "oversized");
                                 tracing::warn!(%peer, max = shared.opts.max_frame_len,
                                     "hj212: frame longer than max_frame_len discarded");
+                                step = conn.rejected_one();
                             }
                             FrameEvent::Frame(f) => {
-                                frame_started = None;
-                                if !conn.on_frame(f).await {
-                                    alive = false;
-                                    break;
-                                }
+                                step = conn.on_frame(f).await;
                             }
                         }
+                        if let Step::Close(_) = step {
+                            break;
+                        }
                     }
-                    if !alive {
-                        break "pipeline closed";
-                    }
-                    if framer.in_frame(&buf) {
-                        frame_started.get_or_insert_with(Instant::now);
-                    } else {
-                        frame_started = None;
+                    if let Step::Close(why) = step {
+                        break why;
                     }
                 }
             }
@@ -578,45 +775,123 @@ impl Conn {
         self.shared.tx.send(env).await.is_ok()
     }
 
-    async fn reject(&self, e: &Hj212Error, mn: Option<&str>, bytes: Bytes) -> bool {
+    /// A frame of an authenticated station that could not be used: dead-lettered under its
+    /// station, always (its readings are the evidence an operator needs).
+    async fn reject(&self, e: &Hj212Error, mn: Option<&str>, bytes: Bytes) -> Step {
         self.shared.count(mn, e.reason());
-        if matches!(e, Hj212Error::AuthFailure { .. }) {
-            tracing::warn!(peer = %self.peer, mn = mn.unwrap_or("?"),
-                "hj212: authentication failure (wrong PW)");
-        } else {
-            tracing::info!(peer = %self.peer, reason = e.reason(), error = %e, "hj212: frame rejected");
-        }
+        tracing::info!(peer = %self.peer, reason = e.reason(), error = %e, "hj212: frame rejected");
         let station = e
             .station()
             .map(str::to_string)
             .or_else(|| mn.map(str::to_string));
-        self.send(
-            Payload::Rejected {
-                reason: e.reason(),
-                detail: e.to_string(),
-                station,
-                bytes,
-            },
-            None,
-        )
-        .await
+        let sent = self
+            .send(
+                Payload::Rejected {
+                    reason: e.reason(),
+                    detail: e.to_string(),
+                    station,
+                    bytes: redacted(&bytes),
+                },
+                None,
+            )
+            .await;
+        if sent {
+            Step::Go
+        } else {
+            Step::Close("pipeline closed")
+        }
     }
 
-    /// Handle one candidate frame. False when the pipeline is gone.
-    async fn on_frame(&mut self, raw: Bytes) -> bool {
+    /// One more unauthenticated rejected frame in a row; at `max_rejected_frames` the
+    /// connection closes and its address backs off.
+    fn rejected_one(&mut self) -> Step {
+        self.rejected_in_a_row += 1;
+        let max = self.shared.opts.max_rejected_frames.max(1);
+        if self.rejected_in_a_row < max {
+            return Step::Go;
+        }
+        self.shared.back_off(self.ip);
+        let auth_failures = lock(&self.shared.peers)
+            .auth_failures
+            .get(&self.ip)
+            .copied()
+            .unwrap_or(0);
+        tracing::warn!(peer = %self.peer, rejected = self.rejected_in_a_row, auth_failures,
+            backoff_s = self.shared.opts.reject_backoff_s,
+            "hj212: too many rejected frames in a row: closing, address refused for a while");
+        Step::Close("rejected frames")
+    }
+
+    /// A frame that did not authenticate: counted (per MN and per address for auth failures),
+    /// dead-lettered without a station within the rate limit, counted towards the backoff.
+    async fn reject_unauthenticated(
+        &mut self,
+        e: &Hj212Error,
+        mn: Option<&str>,
+        bytes: Bytes,
+    ) -> Step {
+        let reason = e.reason();
+        self.shared.count(mn, reason);
+        let mn_shown = crate::text::excerpt(mn.unwrap_or("?").as_bytes());
+        if hj212::is_auth_failure(e) {
+            self.shared
+                .metrics
+                .auth_failures
+                .get_or_create(&MnLabels {
+                    mn: self.shared.mn_label(mn),
+                })
+                .inc();
+            let from_address = self.shared.note_auth_failure(self.ip);
+            tracing::warn!(peer = %self.peer, mn = %mn_shown, reason, from_address,
+                "hj212: authentication failure");
+        } else {
+            tracing::info!(peer = %self.peer, mn = %mn_shown, reason, error = %e,
+                "hj212: frame rejected (not authenticated)");
+        }
+        if lock(&self.shared.bucket).take() {
+            let sent = self
+                .send(
+                    Payload::Rejected {
+                        reason,
+                        detail: e.to_string(),
+                        station: None,
+                        bytes: redacted(&bytes),
+                    },
+                    None,
+                )
+                .await;
+            if !sent {
+                return Step::Close("pipeline closed");
+            }
+        } else {
+            self.shared
+                .metrics
+                .deadletter_suppressed
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+        self.rejected_one()
+    }
+
+    /// Handle one candidate frame.
+    async fn on_frame(&mut self, raw: Bytes) -> Step {
         let opts = &self.shared.opts;
         let checked = match hj212::check(&raw, opts.accept_bad_length) {
             Ok(c) => c,
             Err(e) => {
                 let mn = hj212::frame::mn_hint(&raw);
-                return self.reject(&e, mn.as_deref(), raw.clone()).await;
+                return self
+                    .reject_unauthenticated(&e, mn.as_deref(), raw.clone())
+                    .await;
             }
         };
         let seg = match hj212::parse_segment(checked.data) {
             Ok(s) => s,
             Err(e) => {
                 let mn = hj212::frame::mn_hint(&raw);
-                return self.reject(&e, mn.as_deref(), raw.clone()).await;
+                return self
+                    .reject_unauthenticated(&e, mn.as_deref(), raw.clone())
+                    .await;
             }
         };
         if !checked.length_ok {
@@ -630,17 +905,20 @@ impl Conn {
                 .inc();
         }
         let registry = self.shared.registry.clone();
-        let station = match hj212::authenticate(&seg, Some(&registry)) {
+        let station = match hj212::authenticate_with(&seg, Some(&registry), PwPolicy::Required) {
             Ok(Some(st)) => st.clone(),
             // Not reached with a registry; treat like an unknown MN rather than panic.
             Ok(None) => {
                 let e = Hj212Error::UnknownStation {
                     mn: crate::text::truncate(seg.mn.unwrap_or(""), 64).into_owned(),
                 };
-                return self.reject(&e, seg.mn, raw.clone()).await;
+                return self.reject_unauthenticated(&e, seg.mn, raw.clone()).await;
             }
-            Err(e) => return self.reject(&e, seg.mn, raw.clone()).await,
+            Err(e) => return self.reject_unauthenticated(&e, seg.mn, raw.clone()).await,
         };
+        // A complete valid frame: the idle timer and the rejection count start again.
+        self.last_valid = Instant::now();
+        self.rejected_in_a_row = 0;
         let now = Utc::now();
         self.note_drift(&seg, &station, now);
         let cn = seg.cn.unwrap_or("");
@@ -668,12 +946,12 @@ impl Conn {
                     .inc();
                 let _ = self.replies.send(Reply::Now(reply)).await;
             }
-            return true;
+            return Step::Go;
         }
         if !cn.starts_with('2') {
             // Responses, heartbeats, notifications: nothing to store, nothing to answer.
             self.shared.count(seg.mn, "ignored");
-            return true;
+            return Step::Go;
         }
         if seg.is_split() {
             return self.on_split_part(&seg, station, raw.clone()).await;
@@ -688,8 +966,23 @@ impl Conn {
         self.forward(readings, &seg, seg.wants_ack()).await
     }
 
-    /// Send readings to the pipeline and, when asked for, queue the 9014 response.
+    /// [`Self::forward_inner`] as a [`Step`].
     async fn forward(
+        &self,
+        readings: Vec<crate::model::Reading>,
+        seg: &Segment<'_>,
+        wants_ack: bool,
+    ) -> Step {
+        if self.forward_inner(readings, seg, wants_ack).await {
+            Step::Go
+        } else {
+            Step::Close("pipeline closed")
+        }
+    }
+
+    /// Send readings to the pipeline and, when asked for, queue the 9014 response. False when
+    /// the pipeline is gone.
+    async fn forward_inner(
         &self,
         readings: Vec<crate::model::Reading>,
         seg: &Segment<'_>,
@@ -729,7 +1022,7 @@ impl Conn {
         seg: &Segment<'_>,
         station: Arc<Station>,
         raw: Bytes,
-    ) -> bool {
+    ) -> Step {
         let mn = seg.mn.unwrap_or("").to_string();
         let (pnum, pno) = match (seg.pnum, seg.pno) {
             (Some(n), Some(i)) if n >= 1 && i >= 1 && i <= n && n <= MAX_SPLIT_PARTS => (n, i),
@@ -772,10 +1065,10 @@ impl Conn {
         set.wants_ack |= seg.wants_ack();
         set.parts.insert(pno, (seg.cp.to_string(), raw));
         if set.parts.len() < set.pnum as usize {
-            return true;
+            return Step::Go;
         }
         let Some(set) = self.splits.remove(&key) else {
-            return true;
+            return Step::Go;
         };
         let cp = set
             .parts
@@ -839,7 +1132,7 @@ impl Conn {
                             set.pnum
                         ),
                         station: Some(set.station.id.clone()),
-                        bytes: concat_parts(&set),
+                        bytes: redacted(&concat_parts(&set)),
                     },
                     None,
                 )
@@ -873,6 +1166,14 @@ impl Conn {
         } else {
             tracing::debug!(station = %station.id, mn, drift_s = drift, "hj212: device clock drift");
         }
+    }
+}
+
+/// `bytes` with HJ 212 `PW=` values redacted (for dead-letter records).
+fn redacted(bytes: &Bytes) -> Bytes {
+    match hj212::redact_frame(bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes.clone(),
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
     }
 }
 

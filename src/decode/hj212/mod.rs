@@ -23,7 +23,10 @@ pub use crate::config::Hj212Options;
 use crate::model::{Flag, Interval, Reading};
 use crate::registry::{Registry, Station};
 
-pub use frame::{check, parse_segment, Checked, Segment};
+pub use frame::{
+    check, parse_segment, redact_frame, redact_pw, redact_pw_str, restore_pw, Checked, Segment,
+    REDACTED,
+};
 
 /// Time zone of DataTime/QN when the station has none (or there is no registry).
 pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
@@ -87,6 +90,12 @@ pub enum Hj212Error {
     UnknownStation { mn: String },
     #[error("authentication failure: wrong PW for MN {mn:?} (station {station})")]
     AuthFailure { mn: String, station: String },
+    /// The TCP listener accepts a station only with its password (or an explicit opt-out).
+    #[error(
+        "authentication failure: station {station} (MN {mn:?}) has no HJ 212 password in the \
+         registry; set pw_env (or pw), or hj212_no_password = true to accept its frames unchecked"
+    )]
+    NoPassword { mn: String, station: String },
 }
 
 impl Hj212Error {
@@ -104,6 +113,7 @@ impl Hj212Error {
             Hj212Error::FutureTime { .. } => "future time",
             Hj212Error::UnknownStation { .. } => "unknown station",
             Hj212Error::AuthFailure { .. } => "auth failure",
+            Hj212Error::NoPassword { .. } => "no password",
         }
     }
 
@@ -119,7 +129,8 @@ impl Hj212Error {
             | Hj212Error::BadFlag { station, .. }
             | Hj212Error::BadTime { station, .. }
             | Hj212Error::FutureTime { station, .. }
-            | Hj212Error::AuthFailure { station, .. } => Some(station),
+            | Hj212Error::AuthFailure { station, .. }
+            | Hj212Error::NoPassword { station, .. } => Some(station),
             Hj212Error::UnknownStation { mn } => Some(mn),
         }
     }
@@ -195,13 +206,43 @@ pub fn local_to_utc(t: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// Resolve the frame's MN to a station and check its password.
+/// What a station without a password in the registry gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PwPolicy {
+    /// Check the PW only where the registry sets one (HJ 212 over MQTT: the broker
+    /// authenticates the publisher, who could equally publish envmon JSON for the station).
+    IfSet,
+    /// A station needs its password, or `hj212_no_password = true` in the registry (the TCP
+    /// listener: the PW is the only thing that authenticates a logger there).
+    Required,
+}
+
+/// True when the error means the frame did not prove it came from a registered station
+/// (its MN is unknown, or its password is wrong, missing, or not configured).
+pub fn is_auth_failure(e: &Hj212Error) -> bool {
+    matches!(
+        e,
+        Hj212Error::AuthFailure { .. } | Hj212Error::NoPassword { .. }
+    )
+}
+
+/// Resolve the frame's MN to a station and check its password ([`PwPolicy::IfSet`]).
 ///
 /// With a registry: unknown MN → `unknown station`; a station with `pw` set and a frame whose PW
 /// differs (or is missing) → `auth failure`. Without a registry: `Ok(None)` (station = MN).
 pub fn authenticate<'r>(
     seg: &Segment<'_>,
     registry: Option<&'r Registry>,
+) -> Result<Option<&'r Arc<Station>>, Hj212Error> {
+    authenticate_with(seg, registry, PwPolicy::IfSet)
+}
+
+/// [`authenticate`] under `policy`: with [`PwPolicy::Required`] a station without `pw` is
+/// refused (`no password`) unless the registry sets `hj212_no_password = true` for it.
+pub fn authenticate_with<'r>(
+    seg: &Segment<'_>,
+    registry: Option<&'r Registry>,
+    policy: PwPolicy,
 ) -> Result<Option<&'r Arc<Station>>, Hj212Error> {
     let mn = seg.mn.ok_or(Hj212Error::MissingField {
         field: "MN",
@@ -221,6 +262,11 @@ pub fn authenticate<'r>(
                 station: st.id.clone(),
             });
         }
+    } else if policy == PwPolicy::Required && !reg.hj212_no_password(&st.id) {
+        return Err(Hj212Error::NoPassword {
+            mn: bounded(mn),
+            station: st.id.clone(),
+        });
     }
     Ok(Some(st))
 }
