@@ -879,6 +879,8 @@ fn hj212_loggers_get_9014_replies_from_the_spool_during_an_outage() {
     influx.create_db("envmon");
     let tcp_port = free_port();
     let mut o = opts(&broker, &influx, loggers);
+    // The listener accepts a station's frames only with its password (issue 16).
+    o.stations = o.stations.replace("\nmn = ", "\npw = \"123456\"\nmn = ");
     o.extra = format!("[hj212]\nlisten = \"127.0.0.1:{tcp_port}\"\n");
     let envmon = Envmon::start(&o);
     influx.pause();
