@@ -79,6 +79,13 @@ fn classify_status(status: u16, text: String) -> WriteFailure {
         }
     }
     match status {
+        // An HTML page is a proxy's or gateway's answer, not InfluxDB refusing lines (InfluxDB
+        // answers JSON or plain text): retried like a server error, never dead-lettered line
+        // by line.
+        400 | 422 if text.trim_start().starts_with('<') => WriteFailure::Retry {
+            kind: "proxy",
+            detail: format!("HTTP {status} with an HTML body (a proxy?): {detail}"),
+        },
         400 | 422 => WriteFailure::BadData { status, detail },
         413 => WriteFailure::TooLarge,
         401 | 403 => WriteFailure::Retry {
@@ -337,6 +344,19 @@ fn urlencode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_html_400_is_a_proxy_error_retried_not_bad_lines() {
+        let f = classify_status(400, "<html><body>400 Bad Request</body></html>".into());
+        assert_eq!(f.kind(), "proxy");
+        assert!(matches!(f, WriteFailure::Retry { .. }));
+        let f = classify_status(
+            400,
+            r#"{"error":"partial write: field type conflict dropped=1"}"#.into(),
+        );
+        assert!(matches!(f, WriteFailure::BadData { status: 400, .. }));
+    }
+
     use super::*;
 
     #[test]
