@@ -157,8 +157,13 @@ fn stations_turn_silent_after_their_cadence_and_dead_letters_are_counted_per_sta
         assert!(t0.elapsed() < Duration::from_secs(40), "bounded");
     }
     let silent_at = silent_at.unwrap_or_else(|| panic!("A000 never turned silent"));
-    // Arrival is after the PUBACK we waited for, so silence cannot come before 5 s from here.
-    assert!(silent_at >= SILENT_AFTER, "silent after {silent_at:?}");
+    // Silence cannot come before 5 s after A000's arrival. The arrival is about when the
+    // publisher got its PUBACK, but Mosquitto may forward to envmon a few ms before it acks
+    // the publisher (seen in CI: silent after 4.990 s), so allow 100 ms for that ordering.
+    assert!(
+        silent_at + Duration::from_millis(100) >= SILENT_AFTER,
+        "silent after {silent_at:?}"
+    );
     assert!(
         silent_at < SILENT_AFTER + Duration::from_secs(5),
         "silent after {silent_at:?}"
