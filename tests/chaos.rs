@@ -828,22 +828,6 @@ fn corrupt_spool_segment_is_quarantined_counted_and_the_rest_lands() {
     );
 }
 
-/// `##LLLL<data>CCCC\r\n` with the HJ 212 CRC (standards.md §6.2), independent of src/.
-fn hj212_wrap(data: &str) -> String {
-    let mut crc: u16 = 0xFFFF;
-    for b in data.bytes() {
-        crc = (crc >> 8) ^ b as u16;
-        for _ in 0..8 {
-            let lsb = crc & 1;
-            crc >>= 1;
-            if lsb == 1 {
-                crc ^= 0xA001;
-            }
-        }
-    }
-    format!("##{:04}{data}{crc:04X}\r\n", data.len())
-}
-
 /// An hourly air frame of station `A{s:03}`, hour `k` after 2026-11-23 08:00 Asia/Shanghai,
 /// asking for a 9014 acknowledgement (Flag=5); returns (QN, frame, time ns, pm25, no2).
 fn hj212_frame(s: usize, k: usize) -> (String, Vec<u8>, i64, f64, f64) {
@@ -862,7 +846,7 @@ fn hj212_frame(s: usize, k: usize) -> (String, Vec<u8>, i64, f64, f64) {
     );
     (
         qn,
-        hj212_wrap(&data).into_bytes(),
+        common::hj212::wrap(&data).into_bytes(),
         t * 1_000_000_000,
         pm25,
         no2,

@@ -206,23 +206,6 @@ fn an_unknown_station_replayed_after_the_registry_fix_lands_once() {
     assert!(out.contains("0 records selected"), "{}", text(&o));
 }
 
-/// `##LLLL<data>CCCC\r\n` with the HJ 212 CRC (standards.md §6.2), written out independently
-/// of src/.
-fn hj212_wrap(data: &str) -> Vec<u8> {
-    let mut crc: u16 = 0xFFFF;
-    for b in data.bytes() {
-        crc = (crc >> 8) ^ b as u16;
-        for _ in 0..8 {
-            let lsb = crc & 1;
-            crc >>= 1;
-            if lsb == 1 {
-                crc ^= 0xA001;
-            }
-        }
-    }
-    format!("##{:04}{data}{crc:04X}\r\n", data.len()).into_bytes()
-}
-
 #[test]
 fn an_hj212_frame_kept_with_its_password_redacted_is_replayed_with_the_registry_password() {
     const PW: &str = "Pw-77-s3cret";
@@ -234,10 +217,11 @@ fn an_hj212_frame_kept_with_its_password_redacted_is_replayed_with_the_registry_
     opts.indicators = false;
     let mut envmon = Envmon::start(&opts);
     // A077's MN is not in the registry yet: dead-lettered "unknown station".
-    let frame = hj212_wrap(&format!(
+    let frame = common::hj212::wrap(&format!(
         "QN=20261101080000000;ST=22;CN=2061;PW={PW};MN=32050000000077;Flag=4;CP=&&\
          DataTime=20261101080000;a34004-Avg=77.5,a34004-Flag=N&&"
-    ));
+    ))
+    .into_bytes();
     let rt = runtime();
     assert_eq!(
         rt.block_on(publish_all(

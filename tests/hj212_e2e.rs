@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::envmon::{publish_all, Envmon, EnvmonOpts};
+use common::hj212::wrap;
 use common::{free_port, Influx1, Mosquitto};
 
 /// An hourly air frame of station A001 (MN 32050000000001) for 2026-11-23 08:00 Asia/Shanghai,
@@ -19,23 +20,6 @@ fn frame(qn: &str, pw: &str) -> Vec<u8> {
          a21004-Avg=20.25,a21004-Flag=N;a21005-Avg=0.7,a21005-Flag=N;a05024-Avg=61,a05024-Flag=M&&"
     );
     wrap(&data).into_bytes()
-}
-
-/// `##LLLL<data>CCCC\r\n` with the HJ 212 CRC (standards.md §6.2), written out independently
-/// of src/.
-fn wrap(data: &str) -> String {
-    let mut crc: u16 = 0xFFFF;
-    for b in data.bytes() {
-        crc = (crc >> 8) ^ b as u16;
-        for _ in 0..8 {
-            let lsb = crc & 1;
-            crc >>= 1;
-            if lsb == 1 {
-                crc ^= 0xA001;
-            }
-        }
-    }
-    format!("##{:04}{data}{crc:04X}\r\n", data.len())
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::envmon::{publish_all, runtime, Envmon, EnvmonOpts};
+use common::envmon::{publish_all, publish_all_max, runtime, Envmon, EnvmonOpts};
 use common::{wait_until, Influx1, Mosquitto, MosquittoOpts};
 
 fn good(i: usize) -> (String, Vec<u8>) {
@@ -21,39 +21,6 @@ fn good(i: usize) -> (String, Vec<u8>) {
         "env/json/A002".into(),
         serde_json::to_vec(&payload).unwrap(),
     )
-}
-
-/// Like `publish_all`, from a client whose packet limit allows messages of several MiB.
-async fn publish_big(port: u16, msgs: Vec<(String, Vec<u8>)>, timeout: Duration) -> usize {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut o = MqttOptions::new("pub-big", "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(5));
-    o.set_max_packet_size(8 << 20, 8 << 20);
-    let (client, mut el) = AsyncClient::new(o, 256);
-    let n = msgs.len();
-    let pub_task = tokio::spawn(async move {
-        for (t, p) in msgs {
-            if client.publish(t, QoS::AtLeastOnce, false, p).await.is_err() {
-                break;
-            }
-        }
-        client
-    });
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut acked = 0;
-    while acked < n {
-        match tokio::time::timeout_at(deadline, el.poll()).await {
-            Err(_) => break,
-            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    if let Ok(client) = pub_task.await {
-        let _ = client.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), el.poll()).await;
-    }
-    acked
 }
 
 fn wait_metric(e: &Envmon, name: &str, at_least: f64, timeout: Duration) -> f64 {
@@ -83,7 +50,13 @@ fn an_oversized_message_is_dead_lettered_and_ingest_goes_on() {
     msgs.extend((0..50).map(good));
     let rt = runtime();
     assert_eq!(
-        rt.block_on(publish_big(broker.port(), msgs, Duration::from_secs(30))),
+        rt.block_on(publish_all_max(
+            broker.port(),
+            "pub-big",
+            msgs,
+            Duration::from_secs(30),
+            8 << 20
+        )),
         51
     );
     assert_eq!(

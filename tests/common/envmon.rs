@@ -387,10 +387,23 @@ pub async fn publish_all(
     msgs: Vec<(String, Vec<u8>)>,
     timeout: Duration,
 ) -> usize {
+    publish_all_max(port, client_id, msgs, timeout, 1 << 20).await
+}
+
+/// [`publish_all`] from a client whose packet limit is `max_packet` bytes (for messages larger
+/// than rumqttc's 1 MiB used here by default).
+#[allow(dead_code)]
+pub async fn publish_all_max(
+    port: u16,
+    client_id: &str,
+    msgs: Vec<(String, Vec<u8>)>,
+    timeout: Duration,
+    max_packet: usize,
+) -> usize {
     use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
     let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(5));
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_max_packet_size(max_packet, max_packet);
     o.set_inflight(200);
     let (client, mut el) = AsyncClient::new(o, 256);
     let n = msgs.len();

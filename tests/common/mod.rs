@@ -38,6 +38,7 @@
 
 pub mod alertmanager;
 pub mod envmon;
+pub mod hj212;
 pub mod http;
 pub mod influx;
 pub mod load;
