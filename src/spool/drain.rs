@@ -188,17 +188,6 @@ impl Reader {
     }
 }
 
-struct Observer<'a>(&'a mut (dyn WriteObserver + Send));
-
-impl WriteObserver for Observer<'_> {
-    fn ok(&mut self) {
-        self.0.ok()
-    }
-    fn failed(&mut self, kind: &'static str, detail: &str) {
-        self.0.failed(kind, detail)
-    }
-}
-
 /// Run until `finish` fired and everything durable is drained, or `hard_stop` fired (what is
 /// left stays in the spool for the next start).
 pub async fn run(mut p: DrainParts, finish: CancellationToken, hard_stop: CancellationToken) {
@@ -326,7 +315,6 @@ pub async fn run(mut p: DrainParts, finish: CancellationToken, hard_stop: Cancel
                     info.push((gi, li));
                 }
             }
-            let mut obs = Observer(p.observer.as_mut());
             let mut durable = p.durable.clone();
             let first_id = group_start.1.or(Some(group[0].0.id));
             // While InfluxDB is down the delivery waits and appends go on: keep the depth
@@ -339,7 +327,7 @@ pub async fn run(mut p: DrainParts, finish: CancellationToken, hard_stop: Cancel
                     p.retry_max,
                     &p.metrics,
                     &mut p.reachable,
-                    &mut obs,
+                    p.observer.as_mut(),
                     &hard_stop,
                 );
                 tokio::pin!(delivering);
